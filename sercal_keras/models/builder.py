@@ -1,0 +1,140 @@
+"""One builder for every model variant: the paper preset and its ablations."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import keras
+import numpy as np
+
+from sercal_keras.layers import (
+    CalibrationAttention,
+    ConvCalibration,
+    FeatureGateFocus,
+    FocusAttention,
+    HeadFusionAttention,
+    MultiHeadSelfAttention,
+)
+from sercal_keras.models.backbone import cnn_backbone
+
+#: Variant name → (attention, focus?, calibration?). `fa_ca` is the paper preset.
+VARIANTS = {
+    "fa_ca": ("mhsa", True, True),
+    "mhsa": ("mhsa", False, False),
+    "fa": ("mhsa", True, False),
+    "ca": ("mhsa", False, True),
+    "head_fusion": ("head_fusion", False, False),
+}
+FOCUS_FORMS = ("prior", "gate")
+CALIBRATION_FORMS = ("se", "conv")
+
+
+def build_model(
+    variant: str = "fa_ca",
+    num_classes: int = 4,
+    input_shape: Sequence[int] = (26, 63),
+    num_heads: int = 4,
+    head_dim: int = 64,
+    dropout: float = 0.0,
+    attention_dropout: float = 0.0,
+    feature_mean: Optional[Sequence[float]] = None,
+    feature_variance: Optional[Sequence[float]] = None,
+    focus_form: str = "prior",
+    calibration_form: str = "se",
+    calibration_context: Optional[int] = None,
+    name: Optional[str] = None,
+) -> keras.Model:
+    """Builds the functional CNN + attention model for MFCC segments.
+
+    The graph (DESIGN.md §1): raw MFCC `(batch, n_mfcc, frames)` → per-
+    coefficient standardisation (a `Normalization` layer holding the training
+    statistics, so a saved model is self-contained) → CNN backbone → the
+    `F·T` time–frequency positions → [FocusAttention bias] → multi-head
+    self-attention (per-head outputs) → [CalibrationAttention] → output
+    projection → ReLU → global average pooling → [dropout] → softmax.
+
+    Args:
+        variant: one of `VARIANTS`: `"fa_ca"` (paper preset: FA + CA + MHSA),
+            `"mhsa"`, `"fa"`, `"ca"`, or `"head_fusion"` (Xu et al. baseline).
+        num_classes: int, number of emotion classes.
+        input_shape: `(n_mfcc, frames)` of one segment.
+        num_heads: int, attention heads.
+        head_dim: int, size of each head.
+        dropout: float, dropout before the classifier.
+        attention_dropout: float, dropout on the attention probabilities.
+        feature_mean: per-coefficient mean `(n_mfcc,)` fitted on training data;
+            None for 0 (e.g. before fitting).
+        feature_variance: per-coefficient variance `(n_mfcc,)`; None for 1.
+        focus_form: `"prior"` (adopted: bias on the attention logits) or
+            `"gate"` (first attempt: multiplicative feature gate).
+        calibration_form: `"se"` (adopted: SE gate over heads) or `"conv"`
+            (first attempt: per-position sigmoid Conv1D).
+        calibration_context: None (one weight per head) or an odd window of
+            positions for the local-context SE gate.
+        name: model name; defaults to `sercal_<variant>`.
+
+    Returns:
+        An uncompiled functional `keras.Model` mapping `(batch, n_mfcc,
+        frames)` float32 MFCC to `(batch, num_classes)` probabilities.
+
+    Example:
+    >>> model = build_model("fa_ca", num_classes=7)
+    >>> model.output_shape
+    (None, 7)
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {sorted(VARIANTS)}. Received: variant={variant!r}")
+    if focus_form not in FOCUS_FORMS:
+        raise ValueError(f"focus_form must be one of {FOCUS_FORMS}. Received: focus_form={focus_form!r}")
+    if calibration_form not in CALIBRATION_FORMS:
+        raise ValueError(
+            f"calibration_form must be one of {CALIBRATION_FORMS}. Received: calibration_form={calibration_form!r}"
+        )
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2. Received: num_classes={num_classes}")
+    n_mfcc, frames = (int(d) for d in input_shape)
+    attention, use_focus, use_calibration = VARIANTS[variant]
+
+    mean = np.zeros(n_mfcc, "float32") if feature_mean is None else np.asarray(feature_mean, "float32")
+    variance = np.ones(n_mfcc, "float32") if feature_variance is None else np.asarray(feature_variance, "float32")
+    if mean.shape != (n_mfcc,) or variance.shape != (n_mfcc,):
+        raise ValueError(
+            f"feature_mean and feature_variance must have shape ({n_mfcc},). "
+            f"Received: {mean.shape} and {variance.shape}"
+        )
+
+    inputs = keras.Input((n_mfcc, frames), name="mfcc")
+    x = keras.layers.Normalization(
+        axis=1, mean=mean.tolist(), variance=variance.tolist(), name="mfcc_standardization"
+    )(inputs)
+    x = keras.layers.Reshape((n_mfcc, frames, 1), name="add_channel")(x)
+    x = cnn_backbone(x)
+    _, height, width, channels = x.shape
+    positions = keras.layers.Reshape((height * width, channels), name="positions")(x)
+
+    attention_bias = None
+    if use_focus and focus_form == "gate":
+        positions = FeatureGateFocus(name="focus_attention")(positions)
+    elif use_focus:
+        attention_bias = FocusAttention(num_heads=num_heads, name="focus_attention")(positions)
+
+    if attention == "head_fusion":
+        heads = HeadFusionAttention(num_heads=num_heads, head_dim=head_dim, name="head_fusion_attention")(positions)
+    else:
+        heads = MultiHeadSelfAttention(
+            num_heads=num_heads, head_dim=head_dim, dropout=attention_dropout, name="self_attention"
+        )(positions, attention_bias=attention_bias)
+
+    if use_calibration and calibration_form == "conv":
+        heads = ConvCalibration(name="calibration_attention")(heads)
+    elif use_calibration:
+        heads = CalibrationAttention(context_size=calibration_context, name="calibration_attention")(heads)
+
+    x = keras.layers.EinsumDense("bnhd,hdc->bnc", output_shape=(height * width, channels), bias_axes="c",
+                                 name="attention_output")(heads)
+    x = keras.layers.ReLU(name="attention_relu")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="classifier", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=name or f"sercal_{variant}")
