@@ -23,7 +23,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         num_heads: int, number of attention heads.
         head_dim: int, size of each head's query, key and value.
         dropout: float in [0, 1), dropout on the attention probabilities.
-        use_bias: bool, whether the query/key/value projections have biases.
+        use_bias: bool, whether the query and value projections have biases
+            (a key bias is cancelled by the softmax, so there is none).
         kernel_initializer: initializer of the projection kernels.
         bias_initializer: initializer of the projection biases.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
@@ -91,7 +92,9 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             dtype=self.dtype_policy,
         )
         self.query_dense = keras.layers.EinsumDense(name="query", **projection)
-        self.key_dense = keras.layers.EinsumDense(name="key", **projection)
+        # No key bias: it adds q·b_k, the same for every key of a query, which
+        # the softmax over keys cancels; it would get no gradient.
+        self.key_dense = keras.layers.EinsumDense(name="key", **{**projection, "bias_axes": None})
         self.value_dense = keras.layers.EinsumDense(name="value", **projection)
         for dense in (self.query_dense, self.key_dense, self.value_dense):
             dense.build(inputs_shape)

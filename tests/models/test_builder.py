@@ -1,0 +1,126 @@
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import sercal_keras
+from sercal_keras.models import VARIANTS, build_model
+
+ATTENTION_LAYERS = {
+    "fa_ca": {"FocusAttention", "MultiHeadSelfAttention", "CalibrationAttention"},
+    "mhsa": {"MultiHeadSelfAttention"},
+    "fa": {"FocusAttention", "MultiHeadSelfAttention"},
+    "ca": {"MultiHeadSelfAttention", "CalibrationAttention"},
+    "head_fusion": {"HeadFusionAttention"},
+}
+ALL_ATTENTION = set().union(*ATTENTION_LAYERS.values()) | {"FeatureGateFocus", "ConvCalibration"}
+
+
+def _layer_types(model):
+    return {type(layer).__name__ for layer in model.layers} & ALL_ATTENTION
+
+
+def _batch(n=16, classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 26, 63)).astype("float32") * 20, rng.integers(0, classes, size=n)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_variant_has_exactly_its_attention_layers(variant):
+    model = build_model(variant, num_classes=4)
+    assert _layer_types(model) == ATTENTION_LAYERS[variant]
+    assert model.input_shape == (None, 26, 63) and model.output_shape == (None, 4)
+
+
+def test_paper_backbone_shapes_and_size():
+    model = build_model("fa_ca", num_classes=4)
+    assert model.get_layer("first_concat").output.shape[1:] == (25, 62, 16)
+    assert model.get_layer("positions").output.shape[1:] == (90, 80)
+    assert model.get_layer("self_attention").output.shape[1:] == (90, 4, 64)
+    # DESIGN.md §5: ~177 k parameters.
+    assert 170_000 < model.count_params() < 185_000
+
+
+def test_first_attempt_forms_are_options():
+    model = build_model("fa_ca", focus_form="gate", calibration_form="conv")
+    assert _layer_types(model) == {"FeatureGateFocus", "MultiHeadSelfAttention", "ConvCalibration"}
+    local = build_model("ca", calibration_context=5)
+    assert local.get_layer("calibration_attention").context_size == 5
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_each_variant_learns_a_few_steps(variant):
+    keras.utils.set_random_seed(0)
+    x, y = _batch(32)
+    model = build_model(variant, num_classes=4)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, batch_size=16, epochs=8, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < losses[0] * 0.9, losses
+
+
+def test_fa_with_zero_beta_equals_mhsa_with_same_weights():
+    x, _ = _batch(4)
+    mhsa = build_model("mhsa", num_classes=4)
+    fa = build_model("fa", num_classes=4)
+    for layer in mhsa.layers:
+        if layer.weights:
+            fa.get_layer(layer.name).set_weights(layer.get_weights())
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(fa(x)), keras.ops.convert_to_numpy(mhsa(x))
+    )
+    # …and FA matters once β moves.
+    focus = fa.get_layer("focus_attention")
+    focus.set_weights([np.full(4, 2.0, "float32"), focus.get_weights()[1]])
+    assert not np.allclose(keras.ops.convert_to_numpy(fa(x)), keras.ops.convert_to_numpy(mhsa(x)))
+
+
+def test_standardization_uses_the_given_statistics():
+    mean = np.linspace(-5, 5, 26).astype("float32")
+    variance = np.linspace(1, 4, 26).astype("float32")
+    model = build_model("mhsa", feature_mean=mean, feature_variance=variance)
+    x, _ = _batch(2)
+    out = keras.ops.convert_to_numpy(model.get_layer("mfcc_standardization")(x))
+    np.testing.assert_allclose(out, (x - mean[:, None]) / np.sqrt(variance[:, None]), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"variant": "transformer"}, {"num_classes": 1}, {"focus_form": "x"}, {"feature_mean": [0.0] * 3}]
+)
+def test_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError, match="Received"):
+        build_model(**kwargs)
+
+
+def test_saved_models_load_in_a_fresh_process_with_identical_predictions(tmp_path):
+    x, _ = _batch(3)
+    for variant in sorted(VARIANTS) + ["gate_conv"]:
+        if variant == "gate_conv":
+            model = build_model("fa_ca", focus_form="gate", calibration_form="conv", calibration_context=None)
+        else:
+            model = build_model(variant, num_classes=4, feature_mean=np.arange(26.0))
+        # Move the identity-start weights so the round trip is not trivially equal.
+        for layer in model.layers:
+            if layer.name in ("focus_attention", "calibration_attention"):
+                layer.set_weights([w + 0.3 for w in layer.get_weights()])
+        model.save(tmp_path / f"{variant}.keras")
+        np.save(tmp_path / f"{variant}.npy", keras.ops.convert_to_numpy(model(x)))
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(
+        f"""
+        import pathlib, numpy as np, keras, sercal_keras
+        root = pathlib.Path({str(tmp_path)!r})
+        x = np.load(root / "x.npy")
+        for path in sorted(root.glob("*.keras")):
+            model = keras.models.load_model(path)  # safe_mode=True, no custom_objects
+            expected = np.load(path.with_suffix(".npy"))
+            np.testing.assert_array_equal(model.predict(x, verbose=0), expected)
+            print("ok", path.stem)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("ok ") == len(VARIANTS) + 1
