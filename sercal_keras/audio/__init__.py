@@ -1,0 +1,21 @@
+"""Audio front-end: decode, resample, segment, MFCC (numpy, librosa reference, Keras layer)."""
+
+from sercal_keras.audio.decode import (
+    BACKENDS,
+    TfioUnavailableError,
+    decode_wav_tf,
+    load_audio,
+)
+from sercal_keras.audio.frontend import (
+    FeatureConfig,
+    FrontendError,
+    aggregate_utterance,
+    mel_filterbank,
+    mfcc,
+    read_wav,
+    resample,
+    segment_waveform,
+    to_mono,
+)
+from sercal_keras.audio.mfcc_layer import MFCC
+from sercal_keras.audio.mfcc_librosa import mfcc_librosa
