@@ -26,8 +26,10 @@ class MFCC(keras.layers.Layer):
     waveform's maximum, DCT-II (ortho) as a matrix product.
 
     It always computes in float32, whatever the dtype policy: the log of the
-    power spectrum spans a range (1e-10 … 1e5) float16 cannot hold. The output
-    is cast to the layer's compute dtype.
+    power spectrum spans a range (1e-10 … 1e5) float16 cannot hold, and a
+    float16 waveform would lose most of a 16-bit sample's precision. So inputs
+    are not autocast; only the output is cast to the compute dtype (float16
+    under `mixed_float16`).
 
     Args:
         sample_rate: waveform rate in Hz.
@@ -38,8 +40,7 @@ class MFCC(keras.layers.Layer):
         fmin: lowest mel frequency in Hz.
         fmax: highest mel frequency in Hz; `None` means Nyquist.
         top_db: dynamic range kept below each waveform's loudest mel bin.
-        **kwargs: base layer arguments (`name`, `dtype`, …). `dtype` defaults
-            to "float32" (see above).
+        **kwargs: base layer arguments (`name`, `dtype`, …).
 
     Call arguments:
         inputs: float waveforms (batch, samples), e.g. (B, 32000).
@@ -70,8 +71,8 @@ class MFCC(keras.layers.Layer):
         top_db: float = 80.0,
         **kwargs,
     ):
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
+        kwargs.pop("autocast", None)
+        super().__init__(autocast=False, **kwargs)
         # FeatureConfig validates the arguments (ValueError naming the value).
         self._config = frontend.FeatureConfig(
             sample_rate=sample_rate,
