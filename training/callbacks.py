@@ -1,0 +1,267 @@
+"""Training callbacks: validation UA (model selection, early stopping), history, lr.
+
+`ValidationUA` is what makes a run resumable *and* honest:
+- after every epoch it predicts the validation set (speakers carved out of the
+  training speakers, never the test fold), computes utterance-level UA/WA and
+  segment cross-entropy, and adds them to the epoch logs (`val_ua`, `val_wa`,
+  `val_loss`), so TensorBoard and the history see them;
+- it keeps the best epoch's weights (`best.weights.h5`) and stops training after
+  `patience` epochs without a better UA;
+- its state (history rows, best UA/epoch, patience counter, finished flag) is a
+  JSON file written atomically at every epoch end *before* `BackupAndRestore`
+  saves, so a run killed at any moment and started again continues with the
+  same history, best model and patience (rows of epochs that are re-run are
+  dropped on restart).
+
+Predictions are computed locally (a `tf.function` over the model, no
+`model.predict`), so every worker of a multi-worker run computes the same
+numbers without collective ops and all workers stop at the same epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import keras
+import numpy as np
+
+from sercal_keras import metrics
+from sercal_keras.io_utils import write_json, write_text
+
+HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_wa", "val_ua", "learning_rate", "seconds")
+
+
+def make_predict_fn(model: keras.Model, batch_size: int = 256) -> Callable[[np.ndarray], np.ndarray]:
+    """A local (no strategy collectives) batched predictor: features (n, ...) → probabilities (n, C)."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def step(x):
+        return model(x, training=False)
+
+    def predict(features: np.ndarray) -> np.ndarray:
+        features = np.asarray(features, np.float32)
+        if len(features) == 0:
+            return np.zeros((0,) + tuple(model.output_shape[1:]), np.float32)
+        out = []
+        for start in range(0, len(features), batch_size):
+            chunk = features[start : start + batch_size]
+            pad = batch_size - len(chunk)
+            if pad:  # one input shape, one trace
+                chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], np.float32)])
+            probs = step(tf.constant(chunk)).numpy()
+            out.append(probs[: batch_size - pad])
+        return np.concatenate(out).astype(np.float32)
+
+    return predict
+
+
+def lr_for_epoch(epoch: int, learning_rate: float, schedule: str, epochs: int,
+                 step_epochs: int = 10, step_factor: float = 0.1) -> float:
+    """The learning rate of (0-based) `epoch` under a schedule.
+
+    - `step`: `learning_rate × step_factor ** (epoch // step_epochs)` (paper: ÷10 every 10);
+    - `cosine`: `learning_rate × (1 + cos(π·epoch/epochs)) / 2`;
+    - `constant`: `learning_rate`.
+    """
+    if schedule == "step":
+        return learning_rate * step_factor ** (epoch // step_epochs)
+    if schedule == "cosine":
+        return learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / max(1, epochs)))
+    if schedule == "constant":
+        return learning_rate
+    raise ValueError(f"unknown lr schedule {schedule!r}")
+
+
+def lr_scheduler(config) -> keras.callbacks.LearningRateScheduler:
+    """The per-epoch schedule of a `TrainConfig` (resume-safe: it depends on the epoch only)."""
+    def schedule(epoch, _lr):
+        return lr_for_epoch(epoch, config.learning_rate, config.lr_schedule, config.epochs,
+                            config.lr_step_epochs, config.lr_step_factor)
+
+    return keras.callbacks.LearningRateScheduler(schedule, verbose=0)
+
+
+def history_csv(rows: Sequence[Dict[str, Any]]) -> str:
+    """History rows as CSV text (fixed columns; empty cells for missing values)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in HISTORY_FIELDS})
+    return buffer.getvalue()
+
+
+class EpochScalars(keras.callbacks.Callback):
+    """Writes every epoch's logs and the learning rate as TensorBoard scalars.
+
+    Uses TensorFlow's core `tf.summary.write` with the scalar plugin's metadata,
+    so it works without the `tensorboard` package (which `tensorflow-cpu` does
+    not install, and which `keras.callbacks.TensorBoard` needs). View with
+    `tensorboard --logdir <run dir>/logs` wherever TensorBoard is installed.
+    Place it after `ValidationUA` so the validation metrics are in the logs.
+    """
+
+    def __init__(self, log_dir):
+        super().__init__()
+        self.log_dir = str(log_dir)
+        self._writer = None
+        self._metadata = None
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
+
+        self._writer = tf.summary.create_file_writer(self.log_dir)
+        metadata = summary_pb2.SummaryMetadata()
+        metadata.plugin_data.plugin_name = "scalars"
+        metadata.data_class = summary_pb2.DATA_CLASS_SCALAR
+        self._metadata = metadata
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        values = dict(logs or {})
+        try:
+            values["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        except Exception:  # pragma: no cover
+            pass
+        with self._writer.as_default():
+            for name, value in values.items():
+                try:
+                    value = float(value)
+                except (TypeError, ValueError):
+                    continue
+                tag = f"validation/{name[4:]}" if name.startswith("val_") else f"train/{name}"
+                tf.summary.write(tag, tf.constant(value, tf.float32), step=epoch + 1, metadata=self._metadata)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+
+
+class ValidationUA(keras.callbacks.Callback):
+    """Validation UA after every epoch: best-model selection, early stopping, history.
+
+    Place it **first** in the callback list (before `BackupAndRestore`,
+    `TensorBoard`), so its metrics are in the logs the others see and its state
+    is saved before the backup.
+
+    Args:
+        state_dir: folder for `state.json`, `best.weights.h5`, `last.weights.h5`.
+        labels: class names.
+        validation: `(features, labels, utterance_index)` arrays, or None for
+            no validation (the last epoch is kept).
+        patience: epochs without improvement before stopping; 0 = never.
+        history_path: where to (re)write `history.csv` after every epoch, or None.
+        predict_batch_size: batch size of the local predictions.
+    """
+
+    def __init__(self, state_dir, labels: Sequence[str], validation=None, patience: int = 0,
+                 history_path=None, predict_batch_size: int = 256):
+        super().__init__()
+        self.state_dir = Path(state_dir)
+        self.labels = list(labels)
+        self.validation = validation
+        self.patience = int(patience)
+        self.history_path = Path(history_path) if history_path else None
+        self.predict_batch_size = predict_batch_size
+        self.state = self.load_state(self.state_dir)
+        self._predict = None
+        self._epoch_start = 0.0
+        self._truncated = False
+
+    # ------------------------------------------------------------------ state
+    @staticmethod
+    def load_state(state_dir) -> Dict[str, Any]:
+        path = Path(state_dir) / "state.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        return {"history": [], "best_ua": None, "best_epoch": None, "wait": 0, "finished": False,
+                "stopped_early": False}
+
+    @property
+    def best_weights_path(self) -> Path:
+        return self.state_dir / "best.weights.h5"
+
+    @property
+    def last_weights_path(self) -> Path:
+        return self.state_dir / "last.weights.h5"
+
+    def _save_state(self) -> None:
+        write_json(self.state_dir / "state.json", self.state)
+
+    def _save_weights(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".tmp-{os.getpid()}-{path.name}"  # keeps the .weights.h5 ending
+        self.model.save_weights(str(tmp), overwrite=True)
+        os.replace(tmp, path)
+
+    def _write_history(self) -> None:
+        if self.history_path is not None:
+            write_text(self.history_path, history_csv(self.state["history"]))
+
+    # ---------------------------------------------------------------- keras API
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._truncated:  # after BackupAndRestore has set the initial epoch
+            self._truncated = True
+            kept = [row for row in self.state["history"] if row["epoch"] < epoch]
+            if len(kept) != len(self.state["history"]):
+                self.state["history"] = kept
+        self._epoch_start = time.perf_counter()
+
+    def evaluate_validation(self) -> Dict[str, float]:
+        """Utterance-level UA/WA and segment cross-entropy on the validation set."""
+        if self._predict is None:
+            self._predict = make_predict_fn(self.model, self.predict_batch_size)
+        features, labels, utterance_index = self.validation
+        probs = self._predict(features)
+        result = metrics.evaluate_segments(probs, labels, utterance_index, self.labels)
+        picked = probs[np.arange(len(labels)), np.asarray(labels)]
+        loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
+        return {"val_loss": loss, "val_ua": result["utterance"]["ua"], "val_wa": result["utterance"]["wa"]}
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        row: Dict[str, Any] = {"epoch": int(epoch)}
+        for key in ("loss", "accuracy"):
+            if key in logs:
+                row[key] = float(logs[key])
+        try:
+            row["learning_rate"] = float(f"{float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)):.6g}")
+        except Exception:  # pragma: no cover  (no optimizer: not from fit)
+            pass
+        diverged = not math.isfinite(row.get("loss", 0.0))
+        if self.validation is not None and not diverged:
+            scores = self.evaluate_validation()
+            logs.update(scores)
+            row.update(scores)
+            best = self.state["best_ua"]
+            if best is None or scores["val_ua"] > best:
+                self.state.update(best_ua=scores["val_ua"], best_epoch=int(epoch), wait=0)
+                self._save_weights(self.best_weights_path)
+            else:
+                self.state["wait"] += 1
+                if self.patience and self.state["wait"] >= self.patience:
+                    self.model.stop_training = True
+                    self.state["stopped_early"] = True
+        row["seconds"] = round(time.perf_counter() - self._epoch_start, 3)
+        self.state["history"].append(row)
+        self._save_state()
+        self._write_history()
+
+    def on_train_end(self, logs=None):
+        history = self.state["history"]
+        if history and not math.isfinite(history[-1].get("loss", 0.0)):
+            return  # diverged: the caller reports it; nothing is marked finished
+        self._save_weights(self.last_weights_path)
+        self.state["finished"] = True
+        self._save_state()

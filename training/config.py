@@ -1,0 +1,514 @@
+"""The training configuration: one dataclass, read from flags and/or a JSON/YAML file.
+
+Precedence: dataclass defaults (the paper recipe, DESIGN.md §1) < the config file
+(`--config paper.yaml`) < flags given on the command line. Every value is
+validated before any work starts; an invalid one raises `ConfigError` whose
+message names the flag (and the config file when the value came from it), and
+the CLI turns that into exit code 2 with a one-line message.
+
+The module imports nothing heavy, so `--help` and flag errors are instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+
+#: Corpora the registry knows (checked again by `load_corpus`).
+CORPORA = ("synthetic", "emodb", "ravdess", "iemocap", "folder", "csv")
+#: CLI protocol names → the names `sercal_keras.data.splits.make_folds` takes.
+PROTOCOLS = {"loso": "loso", "speaker-folds": "speaker_folds", "session": "session", "random": "random"}
+VARIANT_NAMES = ("fa_ca", "mhsa", "fa", "ca", "head_fusion")  # == sercal_keras.models.VARIANTS
+LR_SCHEDULES = ("step", "cosine", "constant")
+#: Fields that say where and how loudly to run, not what to train: a run
+#: directory may be continued with different values of these.
+RUNTIME_FIELDS = ("output_dir", "overwrite", "verbosity", "cache_dir", "folds", "seeds", "json_output")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a training run (or a cross-validation).
+
+    The defaults are the paper preset (DESIGN.md §1) on the embedded synthetic
+    corpus: `fa_ca`, Adam lr 1e-3, weight decay 1e-6, batch 32, 50 epochs,
+    lr ÷10 every 10 epochs.
+
+    Args:
+        corpus: registry name (`synthetic`, `emodb`, `ravdess`, `iemocap`, `folder`, `csv`).
+        data_dir: the corpus folder (not needed for `synthetic`).
+        corpus_options: extra keyword arguments for `load_corpus`.
+        protocol: `loso`, `speaker-folds`, `session` or `random`; None = the
+            corpus' speaker-independent default (`session` for IEMOCAP,
+            `speaker-folds` otherwise).
+        folds: fold indices (0-based) or names to run; `["all"]` = every fold;
+            None = the first fold only.
+        variant: model variant (`fa_ca` is the paper preset).
+        epochs: maximum epochs per run.
+        batch_size: batch size **per replica**; the global batch is this times
+            the number of replicas (GPUs, logical devices or workers).
+        learning_rate: initial Adam learning rate.
+        weight_decay: Adam weight decay (Keras' decoupled form).
+        lr_schedule: `step` (× `lr_step_factor` every `lr_step_epochs`),
+            `cosine` (per epoch, from `learning_rate` towards 0), `constant`.
+        lr_step_epochs: epochs between steps of the `step` schedule.
+        lr_step_factor: factor of each step.
+        seeds: training seeds; each fold is trained once per seed.
+        dropout: dropout before the classifier.
+        validation_fraction: share of the training *speakers* held out to
+            choose the best epoch by validation UA; 0 = no validation (the last
+            epoch's model is kept: a fixed epoch budget).
+        patience: early stopping after this many epochs without a better
+            validation UA; 0 = off.
+        mixed_precision: train with the `mixed_float16` policy (GPUs).
+        features: `FeatureConfig` fields to override (e.g. `{"train_hop_seconds": 0.5}`).
+        output_dir: where the run directory goes; None = `runs/<corpus>_<variant>_<time>`.
+        overwrite: replace an existing run directory.
+        cache_dir: cache folder for generated audio and features; None = the
+            library default (`$SERCAL_CACHE_DIR` or `~/.cache/sercal_keras`).
+        verbosity: 0 quiet, 1 one line per epoch and per run, 2 progress bars.
+        json_output: print the summary as JSON on stdout at the end.
+    """
+
+    corpus: str = "synthetic"
+    data_dir: Optional[str] = None
+    corpus_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    protocol: Optional[str] = None
+    folds: Optional[List[str]] = None
+    variant: str = "fa_ca"
+    epochs: int = 50
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-6
+    lr_schedule: str = "step"
+    lr_step_epochs: int = 10
+    lr_step_factor: float = 0.1
+    seeds: List[int] = dataclasses.field(default_factory=lambda: [0])
+    dropout: float = 0.0
+    validation_fraction: float = 0.2
+    patience: int = 0
+    mixed_precision: bool = False
+    features: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    output_dir: Optional[str] = None
+    overwrite: bool = False
+    cache_dir: Optional[str] = None
+    verbosity: int = 1
+    json_output: bool = False
+
+    # ------------------------------------------------------------------ helpers
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> "TrainConfig":
+        """Builds and validates a config from a mapping (config-file keys)."""
+        config = cls()
+        config.update(data, source=source)
+        config.validate()
+        return config
+
+    def update(self, data: Mapping[str, Any], source: str = "<dict>") -> None:
+        """Sets fields from a mapping; unknown keys and bad types raise `ConfigError`."""
+        for raw_key, value in data.items():
+            key = ALIASES.get(str(raw_key).replace("-", "_"), str(raw_key).replace("-", "_"))
+            if key not in FIELD_NAMES:
+                raise _error(
+                    f"{source}: unknown key {raw_key!r}; known keys: {', '.join(sorted(FIELD_NAMES))}"
+                )
+            setattr(self, key, _coerce(key, value, source))
+
+    def identity(self) -> Dict[str, Any]:
+        """The fields that define what is trained (everything but `RUNTIME_FIELDS`)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+
+    @property
+    def protocol_name(self) -> str:
+        """The protocol in CLI spelling, with the corpus default filled in."""
+        if self.protocol:
+            return self.protocol
+        return "session" if self.corpus == "iemocap" else "speaker-folds"
+
+    def feature_config(self):
+        """The `FeatureConfig` of this run (defaults + `features` overrides)."""
+        from sercal_keras.audio.frontend import FeatureConfig
+
+        return FeatureConfig(**self.features)
+
+    def validate(self) -> "TrainConfig":
+        """Checks every value; raises `ConfigError` naming the flag at fault."""
+        def fail(field: str, message: str):
+            raise _error(f"{flag(field)} {message}")
+
+        if self.corpus not in CORPORA:
+            fail("corpus", f"must be one of {', '.join(CORPORA)}. Received: {self.corpus!r}")
+        if self.corpus != "synthetic":
+            if not self.data_dir:
+                if self.corpus in ("folder", "csv") or not os.environ.get("SERCAL_DATA_DIR"):
+                    fail("data_dir", f"is required for corpus {self.corpus!r} (the folder holding its audio"
+                         f"{'; or set $SERCAL_DATA_DIR' if self.corpus not in ('folder', 'csv') else ''})")
+            elif self.corpus == "csv":
+                if not Path(self.data_dir).expanduser().is_file():
+                    fail("data_dir", f"must be the CSV manifest file for corpus 'csv'; not a file: {self.data_dir}")
+            elif not Path(self.data_dir).expanduser().is_dir():
+                fail("data_dir", f"is not a directory: {self.data_dir}")
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            fail("protocol", f"must be one of {', '.join(PROTOCOLS)}. Received: {self.protocol!r}")
+        if self.folds is not None:
+            if not self.folds or any(not str(f).strip() for f in self.folds):
+                fail("folds", f"must name fold indices or names, or 'all'. Received: {self.folds!r}")
+            if "all" in self.folds and len(self.folds) > 1:
+                fail("folds", f"'all' cannot be combined with other folds. Received: {self.folds!r}")
+        if self.variant not in VARIANT_NAMES:
+            fail("variant", f"must be one of {', '.join(VARIANT_NAMES)}. Received: {self.variant!r}")
+        for field in ("epochs", "batch_size", "lr_step_epochs"):
+            if getattr(self, field) < 1:
+                fail(field, f"must be a positive integer. Received: {getattr(self, field)}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            fail("learning_rate", f"must be a positive number. Received: {self.learning_rate}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            fail("weight_decay", f"must be >= 0. Received: {self.weight_decay}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            fail("lr_schedule", f"must be one of {', '.join(LR_SCHEDULES)}. Received: {self.lr_schedule!r}")
+        if not 0 < self.lr_step_factor <= 1:
+            fail("lr_step_factor", f"must lie in (0, 1]. Received: {self.lr_step_factor}")
+        if not self.seeds:
+            fail("seeds", "must list at least one seed")
+        if any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
+            fail("seeds", f"must be distinct non-negative integers. Received: {self.seeds}")
+        if not 0 <= self.dropout < 1:
+            fail("dropout", f"must lie in [0, 1). Received: {self.dropout}")
+        if not 0 <= self.validation_fraction < 1:
+            fail("validation_fraction", f"must lie in [0, 1). Received: {self.validation_fraction}")
+        if self.patience < 0:
+            fail("patience", f"must be >= 0 (0 = no early stopping). Received: {self.patience}")
+        if self.patience and not self.validation_fraction:
+            fail("patience", "needs a validation split: set --validation-fraction > 0 or --patience 0")
+        if self.verbosity not in (0, 1, 2):
+            fail("verbosity", f"must be 0, 1 or 2. Received: {self.verbosity}")
+        try:
+            self.feature_config()
+        except (TypeError, ValueError) as error:
+            fail("features", f"is not a valid FeatureConfig: {error}")
+        if self.output_dir is not None and Path(self.output_dir).exists() and not Path(self.output_dir).is_dir():
+            fail("output_dir", f"exists and is not a directory: {self.output_dir}")
+        return self
+
+
+def _error(message: str):
+    """A `sercal_keras.errors.ConfigError`, imported late (the package imports Keras)."""
+    from sercal_keras.errors import ConfigError
+
+    return ConfigError(message)
+
+
+# ---------------------------------------------------------------- field metadata
+FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrainConfig))
+ALIASES = {"lr": "learning_rate", "seed": "seeds", "fold": "folds", "quiet": "verbosity"}
+FLAGS = {
+    "verbosity": "--quiet/--verbose",
+    "json_output": "--json",
+    "features": "features (config file)",
+    "corpus_options": "--corpus-option",
+}
+
+
+def flag(field: str) -> str:
+    """The command-line flag of a field (`batch_size` → `--batch-size`)."""
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def _split_list(value) -> List[str]:
+    if isinstance(value, (list, tuple)):
+        items = []
+        for v in value:
+            items.extend(_split_list(v))
+        return items
+    return [part for part in str(value).replace(",", " ").split() if part]
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    """Converts a config-file or flag value to the field's type, or raises `ConfigError`."""
+    def bad(kind: str):
+        return _error(f"{flag(key)} must be {kind}. Received: {value!r} (from {source})")
+
+    if key in ("epochs", "batch_size", "lr_step_epochs", "patience", "verbosity"):
+        if isinstance(value, bool):
+            raise bad("an integer")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise bad("an integer") from None
+        if not number.is_integer():
+            raise bad("an integer")
+        return int(number)
+    if key in ("learning_rate", "weight_decay", "lr_step_factor", "dropout", "validation_fraction"):
+        if isinstance(value, bool):
+            raise bad("a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise bad("a number") from None
+    if key in ("mixed_precision", "overwrite", "json_output"):
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "yes", "1", "on"):
+            return True
+        if str(value).lower() in ("false", "no", "0", "off"):
+            return False
+        raise bad("true or false")
+    if key == "seeds":
+        items = _split_list(value)
+        try:
+            return [int(s) for s in items]
+        except ValueError:
+            raise bad("a list of integers (e.g. 0,1,2)") from None
+    if key == "folds":
+        if value is None:
+            return None
+        items = _split_list(value)
+        return ["all"] if [i.lower() for i in items] == ["all"] else items
+    if key in ("corpus_options", "features"):
+        if not isinstance(value, Mapping):
+            raise bad("a mapping")
+        return dict(value)
+    if key in ("data_dir", "output_dir", "protocol", "cache_dir"):
+        return None if value is None else str(value)
+    if key in ("corpus", "variant", "lr_schedule"):
+        if value is None:
+            raise bad("a string")
+        return str(value)
+    return value
+
+
+def load_config_file(path) -> Dict[str, Any]:
+    """Reads a JSON or YAML config file into a dict (keys not yet checked)."""
+    path = Path(path)
+    if not path.is_file():
+        raise _error(f"--config file not found: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except ValueError as error:  # json.JSONDecodeError and yaml.YAMLError
+        raise _error(f"--config {path} is not valid {path.suffix[1:].upper() or 'YAML'}: {error}") from None
+    except Exception as error:  # yaml.YAMLError is no ValueError
+        raise _error(f"--config {path} is not valid YAML: {error}".splitlines()[0]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise _error(f"--config {path} must hold a mapping of keys to values, not {type(data).__name__}")
+    return dict(data)
+
+
+# ------------------------------------------------------------------- the parser
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str):  # noqa: D401  (argparse API)
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+_DESCRIPTION = """\
+Train the sercal-keras model (CNN + multi-head self-attention with Focus- and
+Calibration-Attention) on MFCC segments, under tf.distribute (all GPUs, the CPU
+when none, several workers when TF_CONFIG names them).
+
+With no arguments: the paper preset (fa_ca, 50 epochs, Adam 1e-3, step lr) on the
+embedded synthetic corpus, first speaker fold, into runs/synthetic_fa_ca_<time>/.
+"""
+
+_EPILOG = """\
+examples:
+  python -m training.fit
+  python -m training.fit --corpus emodb --data-dir ../shared/data/emodb \\
+      --protocol speaker-folds --folds all --output-dir runs/emodb_fa_ca_seed0
+  python -m training.fit --config training/configs/paper.yaml --seeds 0,1,2 --epochs 30
+  python -m training.fit --output-dir runs/x     # again after a crash: resumes
+
+A run directory holds model.keras (best epoch on validation UA), model_card.json,
+metrics.json (test fold: WA, UA, macro-F1, per-class recall, confusion; segment and
+utterance level), history.csv, confusion.png, training_curves.png, config.json,
+versions.json and TensorBoard logs/. Several folds/seeds give one such directory
+each (<fold>_seed<k>/) plus summary.json and summary.md (mean ± std).
+Re-running the same command skips finished runs and resumes an interrupted one
+from its last epoch; --overwrite starts over.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `python -m training.fit` argument parser (every default is SUPPRESS,
+    so that only flags actually given override the config file)."""
+    d = TrainConfig()
+    p = OneLineErrorParser(
+        prog="python -m training.fit",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
+    p.add_argument("--config", metavar="FILE", help="JSON or YAML file of settings (keys as the flags, "
+                   "e.g. batch_size: 32); flags given override it. See training/configs/paper.yaml.")
+    data = p.add_argument_group("data")
+    data.add_argument("--corpus", choices=CORPORA, help=f"corpus to train on (default: {d.corpus})")
+    data.add_argument("--data-dir", metavar="DIR", help="the corpus folder (not needed for synthetic)")
+    data.add_argument("--corpus-option", metavar="KEY=VALUE", action="append", dest="corpus_option",
+                      help="extra option for the corpus reader, repeatable (e.g. subset=improvised)")
+    data.add_argument("--protocol", choices=tuple(PROTOCOLS),
+                      help="split protocol (default: session for iemocap, speaker-folds otherwise; "
+                      "random is speaker-dependent and labelled so)")
+    data.add_argument("--folds", "--fold", metavar="FOLDS", dest="folds",
+                      help="fold indices (0-based) or names, comma-separated, or 'all' for "
+                      "cross-validation (default: the first fold)")
+    data.add_argument("--validation-fraction", type=str, metavar="F",
+                      help=f"share of training speakers held out to pick the best epoch by "
+                      f"validation UA; 0 = keep the last epoch (default: {d.validation_fraction})")
+    data.add_argument("--cache-dir", metavar="DIR", help="cache for generated audio and features "
+                      "(default: $SERCAL_CACHE_DIR or ~/.cache/sercal_keras)")
+
+    model = p.add_argument_group("model and recipe")
+    model.add_argument("--variant", choices=VARIANT_NAMES, help=f"model variant (default: {d.variant}, the paper preset)")
+    model.add_argument("--dropout", metavar="P", help=f"dropout before the classifier (default: {d.dropout})")
+    model.add_argument("--epochs", metavar="N", help=f"maximum epochs (default: {d.epochs})")
+    model.add_argument("--batch-size", metavar="N",
+                       help=f"batch size per replica; global = N x replicas (default: {d.batch_size})")
+    model.add_argument("--learning-rate", "--lr", metavar="LR", dest="learning_rate",
+                       help=f"initial Adam learning rate (default: {d.learning_rate:g})")
+    model.add_argument("--weight-decay", metavar="WD", help=f"Adam weight decay (default: {d.weight_decay:g})")
+    model.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                       help=f"learning-rate schedule (default: {d.lr_schedule}: x{d.lr_step_factor:g} "
+                       f"every {d.lr_step_epochs} epochs)")
+    model.add_argument("--lr-step-epochs", metavar="N", help=f"epochs per step (default: {d.lr_step_epochs})")
+    model.add_argument("--lr-step-factor", metavar="F", help=f"factor per step (default: {d.lr_step_factor:g})")
+    model.add_argument("--patience", metavar="N",
+                       help="stop after N epochs without a better validation UA (default: 0 = off)")
+    model.add_argument("--seeds", "--seed", metavar="SEEDS", dest="seeds",
+                       help="training seed(s), comma-separated; each fold runs once per seed (default: 0)")
+    model.add_argument("--mixed-precision", action="store_true",
+                       help="mixed_float16 training (for GPUs; slower on CPU)")
+
+    out = p.add_argument_group("output")
+    out.add_argument("--output-dir", metavar="DIR",
+                     help="run directory (default: runs/<corpus>_<variant>_<YYYYmmdd-HHMMSS>)")
+    out.add_argument("--overwrite", action="store_true", help="delete an existing run directory first")
+    out.add_argument("--resume", metavar="DIR",
+                     help="continue the run in DIR with its saved config.json (flags may add folds/seeds)")
+    loud = out.add_mutually_exclusive_group()
+    loud.add_argument("--quiet", "-q", action="store_const", const=0, dest="verbosity",
+                      help="print errors and the final summary line only")
+    loud.add_argument("--verbose", "-v", action="store_const", const=2, dest="verbosity",
+                      help="Keras progress bars within epochs and more detail")
+    out.add_argument("--json", action="store_true", dest="json_output",
+                     help="print the summary as JSON on stdout at the end")
+    return p
+
+
+def config_from_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
+    """Parses flags (+ config file) into a validated `TrainConfig`.
+
+    Raises:
+        SystemExit(2): unknown flags or bad choices (argparse).
+        ConfigError: invalid values, named by their flag.
+    """
+    args = vars(build_parser().parse_args(argv))
+    values: Dict[str, Any] = {}
+    source = "the command line"
+    resume = args.pop("resume", None)
+    config_file = args.pop("config", None)
+    if resume is not None:
+        saved = Path(resume) / "config.json"
+        if not saved.is_file():
+            raise _error(f"--resume {resume}: no config.json there; is it a run directory of training.fit?")
+        if config_file is not None:
+            raise _error("--resume and --config cannot be combined: --resume uses the run's config.json")
+        config_file = saved
+        values["output_dir"] = str(resume)
+    config = TrainConfig()
+    if config_file is not None:
+        config.update(load_config_file(config_file), source=f"--config {config_file}")
+    options = args.pop("corpus_option", None)
+    if options:
+        merged = dict(config.corpus_options)
+        for item in options:
+            if "=" not in item:
+                raise _error(f"--corpus-option must be KEY=VALUE. Received: {item!r}")
+            key, raw = item.split("=", 1)
+            import yaml
+
+            try:
+                merged[key.strip()] = yaml.safe_load(raw)
+            except Exception:
+                merged[key.strip()] = raw
+        args["corpus_options"] = merged
+    values.update(args)
+    if resume is not None and "output_dir" in args and args["output_dir"] != str(resume):
+        raise _error("--resume DIR already sets the output directory; drop --output-dir")
+    config.update(values, source=source)
+    return config.validate()
+
+
+def explicit_output_dir(config: TrainConfig) -> Tuple[Path, bool]:
+    """The run directory and whether the user named it (else a fresh timestamped name)."""
+    if config.output_dir:
+        return Path(config.output_dir), True
+    import time
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{config.corpus}_{config.variant}_{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path, False
+
+
+def import_library_quietly(verbose: bool = False) -> None:
+    """Imports `sercal_keras` (hence TensorFlow) with the C++ start-up chatter hidden.
+
+    TensorFlow's native logging writes to file descriptor 2 before Python can
+    configure it (`TF_CPP_MIN_LOG_LEVEL` does not silence all of it), so fd 2
+    is pointed at /dev/null during the import. Python errors still surface
+    afterwards. With `verbose`, nothing is hidden.
+    """
+    import sys
+
+    if verbose:
+        import sercal_keras  # noqa: F401
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured)
+        import sercal_keras  # noqa: F401
+        return
+    saved, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+    sys.stderr.flush()
+    os.dup2(devnull, fd)
+    try:
+        import sercal_keras  # noqa: F401
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+def describe(config: TrainConfig) -> str:
+    """A one-line description for logs."""
+    return (
+        f"{config.variant} on {config.corpus} ({config.protocol_name}), {config.epochs} epochs, "
+        f"batch {config.batch_size}/replica, lr {config.learning_rate:g} {config.lr_schedule}"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(json.dumps(config_from_args().to_dict(), indent=2))
+    os._exit(0)

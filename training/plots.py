@@ -1,0 +1,93 @@
+"""Report figures: the confusion matrix and the training curves (matplotlib, Agg, atomic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+
+from sercal_keras.io_utils import atomic_path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(matrix, labels: Sequence[str], path, title: str = "") -> Path:
+    """Row-normalised confusion matrix (recall per true class) with the counts.
+
+    Args:
+        matrix: counts (C, C), rows true class, columns predicted.
+        labels: class names.
+        path: the PNG to write (atomically).
+        title: figure title.
+    """
+    plt = _pyplot()
+    matrix = np.asarray(matrix, dtype=np.float64)
+    support = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, support, out=np.zeros_like(matrix), where=support > 0)
+    size = 1.2 + 0.7 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{share[i, j]:.2f}\n({int(matrix[i, j])})", ha="center", va="center", fontsize=7,
+                    color="white" if share[i, j] > 0.6 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_training_curves(history: Sequence[Dict[str, Any]], path, best_epoch: Optional[int] = None,
+                         title: str = "") -> Path:
+    """Loss, accuracy / validation UA, and learning rate per epoch."""
+    plt = _pyplot()
+
+    def column(name):
+        return np.array([np.nan if row.get(name) in (None, "") else float(row[name]) for row in history])
+
+    epochs = np.array([int(row["epoch"]) + 1 for row in history])
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    axes[0].plot(epochs, column("loss"), label="train loss")
+    if np.isfinite(column("val_loss")).any():
+        axes[0].plot(epochs, column("val_loss"), label="validation loss (segments)")
+    axes[0].set_ylabel("cross-entropy")
+    axes[1].plot(epochs, column("accuracy"), label="train accuracy (segments)")
+    if np.isfinite(column("val_ua")).any():
+        axes[1].plot(epochs, column("val_ua"), label="validation UA (utterances)")
+        axes[1].plot(epochs, column("val_wa"), label="validation WA (utterances)", alpha=0.6)
+    axes[1].set_ylim(0, 1.02)
+    axes[2].plot(epochs, column("learning_rate"))
+    axes[2].set_yscale("log")
+    axes[2].set_ylabel("learning rate")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if best_epoch is not None:
+            ax.axvline(best_epoch + 1, color="grey", linestyle=":", linewidth=1)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return Path(path)

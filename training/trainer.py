@@ -1,0 +1,285 @@
+"""One training run (one fold × one seed) under a `tf.distribute` strategy.
+
+corpus → fold (speaker-independent by default) → validation speakers carved
+from the training speakers → cached MFCC segments (training hop for training,
+evaluation hop for validation and test) → normalisation fitted on the training
+segments → model (Normalization inside) → `fit` with validation-UA selection,
+early stopping, `BackupAndRestore`, `TerminateOnNaN`, TensorBoard → best
+weights → test metrics (segment and utterance level) → run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from sercal_keras import metrics
+from sercal_keras.errors import ConfigError, SercalError
+from sercal_keras.io_utils import atomic_path, write_json, write_text
+from training import plots
+from training.run_dir import CHECKPOINT_DIR, CONFIG_NAME, METRICS_NAME, MODEL_NAME
+
+
+class TrainingDivergedError(SercalError):
+    """The loss became NaN/Inf (TerminateOnNaN stopped the run)."""
+
+
+@dataclasses.dataclass
+class CorpusData:
+    """A corpus with its folds and all its segments, extracted once per hop.
+
+    Attributes:
+        corpus: the `Corpus`.
+        folds: the protocol's folds.
+        train_segments: every utterance cut with the training hop.
+        eval_segments: every utterance cut with the evaluation hop.
+        feature_config: the `FeatureConfig`.
+    """
+
+    corpus: Any
+    folds: List[Any]
+    train_segments: Any
+    eval_segments: Any
+    feature_config: Any
+
+    @property
+    def labels(self) -> List[str]:
+        return list(self.corpus.labels)
+
+
+def subset(segment_set, indices):
+    """The segments of the utterances in `indices` (a `SegmentSet` again)."""
+    from sercal_keras.data import SegmentSet
+
+    mask = np.isin(segment_set.utterance_index, np.asarray(indices, np.int64))
+    return SegmentSet(segment_set.features[mask], segment_set.labels[mask], segment_set.utterance_index[mask])
+
+
+def load_data(config, log: Callable[[str], None] = print) -> CorpusData:
+    """Reads the corpus, makes the folds and extracts (or loads cached) features."""
+    from sercal_keras.data import extract_segments, load_corpus, make_folds
+    from training.config import PROTOCOLS
+
+    data_dir = config.data_dir
+    if config.corpus == "synthetic" and data_dir is None:
+        data_dir = config.cache_dir  # the synthetic corpus' "data_dir" is its cache root
+    corpus = load_corpus(config.corpus, data_dir, **config.corpus_options)
+    try:
+        folds = make_folds(corpus, PROTOCOLS[config.protocol_name], seed=0)
+    except ConfigError as error:
+        raise ConfigError(f"--protocol {config.protocol_name}: {error}") from None
+    feature_config = config.feature_config()
+    started = time.perf_counter()
+    train_segments = extract_segments(corpus, None, feature_config, training=True, cache_dir=config.cache_dir)
+    eval_segments = extract_segments(corpus, None, feature_config, training=False, cache_dir=config.cache_dir)
+    log(f"{corpus.name}: {len(corpus)} utterances, {len(corpus.speaker_ids)} speakers, "
+        f"{len(folds)} {config.protocol_name} folds; {len(train_segments)} training-hop / "
+        f"{len(eval_segments)} eval-hop segments ({time.perf_counter() - started:.1f} s)")
+    return CorpusData(corpus, folds, train_segments, eval_segments, feature_config)
+
+
+def select_folds(config, folds) -> List[Tuple[int, Any]]:
+    """The `(index, Fold)` pairs a config asks for; raises `ConfigError` naming `--folds`."""
+    if config.folds is None:
+        return [(0, folds[0])]
+    if config.folds == ["all"]:
+        return list(enumerate(folds))
+    by_name = {f.name: i for i, f in enumerate(folds)}
+    chosen = []
+    for item in config.folds:
+        if item in by_name:
+            index = by_name[item]
+        elif item.lstrip("-").isdigit() and 0 <= int(item) < len(folds):
+            index = int(item)
+        else:
+            names = ", ".join(f"{i}={f.name}" for i, f in enumerate(folds))
+            raise ConfigError(f"--folds: no fold {item!r} in protocol {config.protocol_name}; folds: {names}")
+        if index not in [i for i, _ in chosen]:
+            chosen.append((index, folds[index]))
+    return chosen
+
+
+def build_and_compile(config, num_classes: int, mean, variance, feature_shape, compile_model: bool = True):
+    """The model of a config (call inside `strategy.scope()`), compiled for training."""
+    import keras
+
+    from sercal_keras.models import build_model
+
+    model = build_model(
+        config.variant,
+        num_classes=num_classes,
+        input_shape=feature_shape,
+        dropout=config.dropout,
+        feature_mean=mean,
+        feature_variance=variance,
+    )
+    if compile_model:
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate, weight_decay=config.weight_decay or None),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            jit_compile=False,  # XLA gave no gain on CPU (DESIGN §5) and costs compile time
+        )
+    return model
+
+
+def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_dir: Path, distribution,
+              log: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Trains and evaluates one fold × seed; returns the metrics dict written to `metrics.json`.
+
+    Only the chief writes `run_dir`; other workers write the same files to a
+    private temporary folder (`distribution.worker_dir`) that is deleted at the end.
+    """
+    import keras
+    import tensorflow as tf
+
+    from sercal_keras.data import fit_normalization, make_dataset, validation_split
+    from sercal_keras.model_card import ModelCard, library_versions
+    from training.callbacks import EpochScalars, ValidationUA, lr_scheduler, make_predict_fn
+
+    corpus, fc = data.corpus, data.feature_config
+    labels = data.labels
+    work_dir = run_dir if distribution.is_chief else distribution.worker_dir(run_dir.parent) / run_dir.name
+    work_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints = work_dir / CHECKPOINT_DIR
+    started = time.perf_counter()
+
+    # ---- data: validation speakers from the training speakers only
+    keras.utils.set_random_seed(seed)
+    if config.validation_fraction > 0:
+        try:
+            train_idx, val_idx = validation_split(corpus, fold.train, config.validation_fraction, seed=seed,
+                                                  speaker_independent=fold.speaker_independent)
+        except ConfigError as error:
+            raise ConfigError(f"--validation-fraction: {error}") from None
+    else:
+        train_idx, val_idx = np.asarray(fold.train), np.zeros(0, np.int64)
+    train_set = subset(data.train_segments, train_idx)
+    val_set = subset(data.eval_segments, val_idx)
+    test_set = subset(data.eval_segments, fold.test)
+    if len(train_set) == 0 or len(test_set) == 0:
+        raise ConfigError(f"--folds: fold {fold.name} has no usable training or test audio")
+    mean, variance = fit_normalization(train_set.features)
+    speakers = np.array(corpus.speakers, dtype=object)
+    val_speakers = sorted({str(s) for s in speakers[val_idx]}) if len(val_idx) else []
+    log(f"  train {len(train_set)} segments ({len(train_idx)} utterances), "
+        f"validation {len(val_idx)} utterances (speakers {', '.join(val_speakers) or 'none'}), "
+        f"test {len(fold.test)} utterances (speakers {', '.join(fold.test_speakers) or 'mixed'})")
+
+    # ---- model under the strategy
+    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
+    try:
+        with distribution.strategy.scope():
+            model = build_and_compile(config, len(labels), mean, variance, fc.feature_shape)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    global_batch = distribution.global_batch(config.batch_size)
+    dataset = make_dataset(train_set, global_batch, shuffle=True, seed=seed)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dataset = dataset.with_options(options)
+
+    validation = (val_set.features, val_set.labels, val_set.utterance_index) if len(val_set) else None
+    monitor = ValidationUA(checkpoints, labels, validation, patience=config.patience,
+                           history_path=work_dir / "history.csv")
+    callbacks = [
+        monitor,
+        keras.callbacks.BackupAndRestore(str(checkpoints / "backup"), double_checkpoint=True),
+        lr_scheduler(config),
+        keras.callbacks.TerminateOnNaN(),
+        EpochScalars(work_dir / "logs"),
+    ]
+    fit_verbose = {0: 0, 1: 2, 2: 1}[config.verbosity] if distribution.is_chief else 0
+    if monitor.state.get("finished"):
+        log("  training had finished before; evaluating the saved weights")
+    else:
+        done = len(monitor.state["history"])
+        if done:
+            log(f"  resuming after epoch {done} of {config.epochs}")
+        model.fit(dataset, epochs=config.epochs, verbose=fit_verbose, callbacks=callbacks, shuffle=False)
+    state = ValidationUA.load_state(checkpoints)
+    history = state["history"]
+    if not state.get("finished"):
+        bad = next((row["epoch"] for row in history if not math.isfinite(row.get("loss", 0.0))), None)
+        raise TrainingDivergedError(
+            f"fold {fold.name} seed {seed}: the loss became NaN/Inf at epoch {bad if bad is None else bad + 1}; "
+            "lower --learning-rate or check the features"
+        )
+    weights = monitor.best_weights_path if validation is not None else monitor.last_weights_path
+    model.load_weights(str(weights))
+    best_epoch = state["best_epoch"] if validation is not None else len(history) - 1
+
+    # ---- a clean float32, uncompiled copy for the artifact and evaluation
+    inference_model = build_and_compile(config, len(labels), mean, variance, fc.feature_shape, compile_model=False)
+    inference_model.set_weights(model.get_weights())
+    probs = make_predict_fn(inference_model)(test_set.features)
+    result = metrics.evaluate_segments(probs, test_set.labels, test_set.utterance_index, labels)
+    train_seconds = sum(float(row.get("seconds") or 0.0) for row in history)
+    epoch_seconds = [float(row["seconds"]) for row in history if row.get("seconds")]
+    info = {
+        "corpus": corpus.name,
+        "protocol": config.protocol_name,
+        "fold": fold.name,
+        "fold_index": fold_index,
+        "seed": seed,
+        "variant": config.variant,
+        "labels": labels,
+        "speaker_independent": bool(fold.speaker_independent),
+        "test_speakers": list(fold.test_speakers),
+        "validation_speakers": val_speakers,
+        "model_selection": "best validation UA (utterance level)" if validation is not None else "last epoch",
+        "best_epoch": None if best_epoch is None else int(best_epoch) + 1,
+        "best_validation_ua": state.get("best_ua"),
+        "epochs_run": len(history),
+        "stopped_early": bool(state.get("stopped_early")),
+        "num_train_segments": len(train_set),
+        "num_validation_utterances": int(len(val_idx)),
+        "num_test_utterances": int(len(np.unique(test_set.utterance_index))),
+        "num_test_segments": len(test_set),
+        "replicas": distribution.num_replicas,
+        "global_batch_size": global_batch,
+        "train_seconds": round(train_seconds, 2),
+        "segments_per_second": round(len(train_set) / np.median(epoch_seconds), 1) if epoch_seconds else None,
+    }
+    metrics_doc = {**info, "utterance": result["utterance"], "segment": result["segment"]}
+
+    # ---- artifacts (metrics.json last: its presence marks the run finished)
+    run_config = dataclasses.replace(config, folds=[fold.name], seeds=[seed], output_dir=str(run_dir))
+    versions = library_versions()
+    with atomic_path(work_dir / MODEL_NAME) as tmp:
+        inference_model.save(tmp)
+    if distribution.is_chief:
+        ModelCard(
+            labels=labels,
+            feature_config=fc.to_dict(),
+            feature_mean=[float(v) for v in mean],
+            feature_std=[float(v) for v in np.sqrt(variance)],
+            corpus=corpus.name,
+            variant=config.variant,
+            versions=versions,
+            extra={k: info[k] for k in ("protocol", "fold", "fold_index", "seed", "test_speakers",
+                                         "validation_speakers", "best_epoch", "speaker_independent")},
+        ).save(work_dir / "model_card.json")
+        write_json(work_dir / CONFIG_NAME, run_config.to_dict())
+        write_json(work_dir / "versions.json", versions)
+        from training.callbacks import history_csv
+
+        write_text(work_dir / "history.csv", history_csv(history))
+        title = f"{config.variant} · {corpus.name} {fold.name} seed {seed}"
+        plots.plot_confusion(result["utterance"]["confusion_matrix"], labels, work_dir / "confusion.png",
+                             title=f"{title} · utterances, UA {result['utterance']['ua']:.1%}")
+        plots.plot_training_curves(history, work_dir / "training_curves.png",
+                                   best_epoch=None if best_epoch is None else int(best_epoch), title=title)
+        write_json(work_dir / METRICS_NAME, metrics_doc)
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    else:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    metrics_doc["wall_seconds"] = round(time.perf_counter() - started, 1)
+    return metrics_doc
