@@ -1,0 +1,220 @@
+"""Fixtures for the edge runtime tests: a small trained model, its .tflite files, WAVs.
+
+`edge_models` (session scope, ~30 s on 2 cores) trains the paper preset for a
+few epochs on a 4-speaker synthetic corpus (3 speakers train, 1 held out), then
+writes `.tflite` files with their sidecars: MFCC input float32 and int8, and
+waveform input float32. It uses `export.tflite` when that module provides the
+functions below, and otherwise an equivalent in-test conversion
+(`TFLiteConverter.from_keras_model` on the model after its standardisation
+layer + a sidecar in the documented card format).
+
+`run_edge(...)` runs `python -m edge_demo.<tool>` in a subprocess in which
+importing TensorFlow, Keras, librosa, scipy and `sercal_keras` raises
+ImportError (a `sitecustomize` on PYTHONPATH installs a `sys.meta_path`
+finder), as on a device that has only numpy and LiteRT.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: What the device does not have. soundfile/soxr/sounddevice are blocked per test where it matters.
+HEAVY = ("tensorflow", "keras", "librosa", "scipy", "sercal_keras", "tf_keras", "jax", "torch")
+DEVICE_ONLY = HEAVY + ("soundfile", "soxr", "sounddevice")
+
+_SITECUSTOMIZE = textwrap.dedent(
+    '''
+    """Test bootstrap: importing the modules named in $EDGE_TEST_BLOCKED raises ImportError."""
+    import os
+    import sys
+
+    _BLOCKED = tuple(filter(None, os.environ.get("EDGE_TEST_BLOCKED", "").split(",")))
+
+
+    class _Blocker:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in _BLOCKED:
+                raise ModuleNotFoundError(f"import of {name!r} is blocked by the edge test bootstrap")
+            return None
+
+
+    sys.meta_path.insert(0, _Blocker())
+    '''
+)
+
+
+@pytest.fixture(scope="session")
+def blocker_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("edge_blocker")
+    (path / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    return path
+
+
+def edge_env(blocker_dir: Path, blocked: Sequence[str] = HEAVY) -> Dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(blocker_dir), str(REPO_ROOT)])
+    env["EDGE_TEST_BLOCKED"] = ",".join(blocked)
+    env.pop("SERCAL_FRONTEND", None)
+    return env
+
+
+def run_edge(blocker_dir: Path, tool: str, *args, blocked: Sequence[str] = HEAVY, timeout: float = 120,
+             cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
+    """`python -m edge_demo.<tool> args…` with the heavy modules blocked."""
+    return subprocess.run(
+        [sys.executable, "-m", f"edge_demo.{tool}", *[str(a) for a in args]],
+        cwd=str(cwd or REPO_ROOT), env=edge_env(blocker_dir, blocked),
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+# --------------------------------------------------------------------- models
+
+
+@dataclasses.dataclass
+class EdgeModels:
+    root: Path
+    labels: List[str]
+    keras_path: Path
+    tflite: Dict[str, Path]  # "float32", "int8", "waveform" → .tflite (sidecar beside it)
+    wavs: List[Path]  # held-out speaker, one per class first
+    reference: Dict[str, np.ndarray]  # wav path → Keras utterance probabilities
+    reference_segments: Dict[str, np.ndarray]  # wav path → Keras segment probabilities
+    source: str  # "export" or "in-test conversion"
+
+
+def _tensor(details) -> dict:
+    shape = details.get("shape_signature")
+    if shape is None or len(shape) == 0:
+        shape = details["shape"]
+    scale, zero_point = details["quantization"]
+    return {"name": details["name"], "shape": [int(d) for d in shape], "dtype": np.dtype(details["dtype"]).name,
+            "scale": float(scale), "zero_point": int(zero_point)}
+
+
+def _write_tflite(path: Path, content: bytes, card_fields: dict, input_kind: str, mode: str, source_sha: str):
+    from ai_edge_litert.interpreter import Interpreter
+
+    path.write_bytes(content)
+    interpreter = Interpreter(model_path=str(path))
+    card = dict(card_fields)
+    card["extra"] = {
+        "input_kind": input_kind,
+        "mode": mode,
+        "input": _tensor(interpreter.get_input_details()[0]),
+        "output": _tensor(interpreter.get_output_details()[0]),
+        "source_model_sha256": source_sha,
+    }
+    path.with_suffix(".json").write_text(json.dumps(card, indent=2))
+
+
+def _convert_in_test(model, config, standardized_train: np.ndarray, out: Path, card_fields: dict, sha: str):
+    """Interim exporter (until export.tflite lands): sliced MFCC core, full int8, waveform float32."""
+    import keras
+    import tensorflow as tf
+
+    from sercal_keras.audio import MFCC
+
+    norm = model.get_layer("mfcc_standardization")
+    core = keras.Model(norm.output, model.output)
+    inputs = keras.Input(config.feature_shape, batch_size=1, name="mfcc_standardized")
+    mfcc_model = keras.Model(inputs, core(inputs))
+    converter = tf.lite.TFLiteConverter.from_keras_model(mfcc_model)
+    _write_tflite(out / "mfcc_float32.tflite", converter.convert(), card_fields, "mfcc", "float32", sha)
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(mfcc_model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([x[None]] for x in standardized_train.astype(np.float32))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    _write_tflite(out / "mfcc_int8.tflite", converter.convert(), card_fields, "mfcc", "int8", sha)
+
+    wave_in = keras.Input((config.segment_samples,), batch_size=1, name="waveform")
+    mfcc = MFCC.from_feature_config(config, name="mfcc")(wave_in)
+    mfcc = keras.layers.Reshape(config.feature_shape)(mfcc)
+    waveform_model = keras.Model(wave_in, model(mfcc))
+    converter = tf.lite.TFLiteConverter.from_keras_model(waveform_model)
+    _write_tflite(out / "waveform_float32.tflite", converter.convert(), card_fields, "waveform", "float32", sha)
+    return {"float32": out / "mfcc_float32.tflite", "int8": out / "mfcc_int8.tflite",
+            "waveform": out / "waveform_float32.tflite"}
+
+
+def keras_reference(model, wav: Path, config):
+    """Keras-side utterance and segment probabilities for a file (the library's path)."""
+    from sercal_keras.audio import load_audio
+    from sercal_keras.audio.frontend import aggregate_utterance, mfcc, segment_waveform
+
+    waveform = load_audio(wav, config.sample_rate)
+    segments = segment_waveform(waveform, config.segment_samples, config.hop_samples(training=False))
+    probs = np.asarray(model.predict(mfcc(segments, config), verbose=0, batch_size=32))
+    return aggregate_utterance(probs), probs
+
+
+@pytest.fixture(scope="session")
+def edge_models(tmp_path_factory) -> EdgeModels:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from sercal_keras.audio.frontend import FeatureConfig
+    from sercal_keras.data.features import extract_segments, fit_normalization
+    from sercal_keras.data.registry import load_corpus
+    from sercal_keras.model_card import ModelCard
+    from sercal_keras.models import build_model
+
+    out = tmp_path_factory.mktemp("edge_models")
+    config = FeatureConfig()
+    corpus = load_corpus("synthetic", out / "cache", num_speakers=4, utterances_per_class=5)
+    speakers = np.array([u.speaker for u in corpus.utterances])
+    held_out = sorted(set(speakers))[-1]
+    train_idx = np.where(speakers != held_out)[0]
+    test_idx = np.where(speakers == held_out)[0]
+    train = extract_segments(corpus, train_idx, config, training=True, cache=False)
+    mean, variance = fit_normalization(train.features)
+
+    keras.utils.set_random_seed(0)
+    model = build_model("fa_ca", num_classes=len(corpus.labels), feature_mean=mean, feature_variance=variance)
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    model.fit(train.features, train.labels, epochs=12, batch_size=16, verbose=0)
+    keras_path = out / "model.keras"
+    model.save(keras_path)
+    sha = hashlib.sha256(keras_path.read_bytes()).hexdigest()
+
+    std = np.maximum(np.sqrt(variance), keras.config.epsilon())
+    card = ModelCard(labels=list(corpus.labels), feature_config=config.to_dict(), feature_mean=mean.tolist(),
+                     feature_std=std.tolist(), corpus="synthetic", variant="fa_ca")
+    card_fields = card.to_dict()
+    standardized = (train.features - mean[None, :, None]) / std[None, :, None]
+    tflite = _convert_in_test(model, config, standardized, out, card_fields, sha)
+
+    # Held-out speaker: first one file per class, then the rest.
+    wav_dir = out / "wavs"
+    wav_dir.mkdir()
+    by_class: Dict[int, List[int]] = {}
+    for i in test_idx:
+        by_class.setdefault(corpus.labels.index(corpus.utterances[i].label), []).append(int(i))
+    order = [v[0] for v in by_class.values()] + [i for v in by_class.values() for i in v[1:]]
+    wavs = []
+    for i in order:
+        u = corpus.utterances[i]
+        target = wav_dir / f"{u.label}_{Path(u.path).stem}.wav"
+        shutil.copyfile(u.path, target)
+        wavs.append(target)
+    reference, reference_segments = {}, {}
+    for wav in wavs:
+        reference[str(wav)], reference_segments[str(wav)] = keras_reference(model, wav, config)
+    return EdgeModels(out, list(corpus.labels), keras_path, tflite, wavs, reference, reference_segments,
+                      "in-test conversion")
