@@ -465,8 +465,10 @@ def mfcc(segments: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.nd
         raise ValueError(f"segments must be (n, samples). Received shape {segments.shape}")
     n_fft, hop = config.n_fft, config.hop_length
     window = hann_window(n_fft)
-    mel_t = mel_filterbank(config).T  # (bins, mels)
-    dct_t = dct_matrix(config.n_mfcc, config.n_mels).T  # (mels, n_mfcc)
+    # Contiguous 2-D operands: numpy hands those to BLAS; a transposed view in
+    # a stacked (3-D) matmul takes a slow generic loop (~7x slower here).
+    mel_t = np.ascontiguousarray(mel_filterbank(config).T)  # (bins, mels)
+    dct_t = np.ascontiguousarray(dct_matrix(config.n_mfcc, config.n_mels).T)  # (mels, n_mfcc)
     frames_per_segment = 1 + segments.shape[1] // hop
     out = np.empty((len(segments), config.n_mfcc, frames_per_segment), np.float32)
     for start in range(0, len(segments), _MFCC_CHUNK):
@@ -475,9 +477,11 @@ def mfcc(segments: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.nd
         frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=1)[:, ::hop]
         spectrum = np.fft.rfft(frames * window, axis=-1)  # float32 in, complex64 out
         power = spectrum.real**2 + spectrum.imag**2  # (n, frames, bins)
-        db = 10.0 * np.log10(np.maximum(power @ mel_t, np.float32(1e-10)))
+        mel = (power.reshape(-1, power.shape[-1]) @ mel_t).reshape(len(chunk), -1, config.n_mels)
+        db = 10.0 * np.log10(np.maximum(mel, np.float32(1e-10)))
         db = np.maximum(db, db.max(axis=(1, 2), keepdims=True) - np.float32(config.top_db))
-        out[start : start + len(chunk)] = np.swapaxes(db @ dct_t, 1, 2)
+        cepstra = (db.reshape(-1, config.n_mels) @ dct_t).reshape(len(chunk), -1, config.n_mfcc)
+        out[start : start + len(chunk)] = np.swapaxes(cepstra, 1, 2)
     return out
 
 
