@@ -67,7 +67,7 @@ def load_audio(
 
     Example:
     >>> waveform = load_audio("03a01Fa.wav")  # doctest: +SKIP
-    >>> waveform.dtype, waveform.ndim
+    >>> waveform.dtype, waveform.ndim  # doctest: +SKIP
     (dtype('float32'), 1)
     """
     if backend not in BACKENDS:
@@ -161,7 +161,7 @@ def decode_wav_tf(contents, sample_rate: int = 16000):
 
     Example:
     >>> ds = tf.data.Dataset.list_files("wav/*.wav")  # doctest: +SKIP
-    >>> ds = ds.map(lambda p: decode_wav_tf(tf.io.read_file(p)))
+    >>> ds = ds.map(lambda p: decode_wav_tf(tf.io.read_file(p)))  # doctest: +SKIP
     """
     import tensorflow as tf
 

@@ -50,7 +50,7 @@ class MFCC(keras.layers.Layer):
 
     Example:
     >>> layer = MFCC()
-    >>> layer(np.zeros((2, 32000), "float32")).shape
+    >>> layer(tf.zeros((2, 32000))).shape
     TensorShape([2, 26, 63, 1])
 
     Reference:

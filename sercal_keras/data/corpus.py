@@ -49,7 +49,7 @@ class Corpus:
 
     Example:
     >>> corpus = load_corpus("synthetic")  # doctest: +SKIP
-    >>> corpus.label_ids[:3], corpus.speakers[:2]
+    >>> corpus.label_ids[:3], corpus.speakers[:2]  # doctest: +SKIP
     """
 
     name: str

@@ -36,7 +36,7 @@ def load_emodb(data_dir: Union[str, Path]) -> Corpus:
 
     Example:
     >>> corpus = load_emodb("../shared/data/emodb")  # doctest: +SKIP
-    >>> len(corpus), corpus.counts()["anger"]
+    >>> len(corpus), corpus.counts()["anger"]  # doctest: +SKIP
     (535, 127)
     """
     root = require_dir(data_dir, "EmoDB", LAYOUT)

@@ -78,8 +78,8 @@ def extract_segments(
 
     Example:
     >>> corpus = load_corpus("synthetic")  # doctest: +SKIP
-    >>> train = extract_segments(corpus, fold.train, training=True)
-    >>> train.features.shape[1:]
+    >>> train = extract_segments(corpus, fold.train, training=True)  # doctest: +SKIP
+    >>> train.features.shape[1:]  # doctest: +SKIP
     (26, 63)
     """
     indices = np.arange(len(corpus)) if indices is None else np.asarray(indices, np.int64)

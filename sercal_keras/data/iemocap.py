@@ -71,7 +71,7 @@ def load_iemocap(
 
     Example:
     >>> corpus = load_iemocap("IEMOCAP_full_release")  # doctest: +SKIP
-    >>> corpus.labels
+    >>> corpus.labels  # doctest: +SKIP
     ('neutral', 'happy', 'sad', 'angry')
     """
     if subset not in SUBSETS:

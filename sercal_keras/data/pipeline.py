@@ -36,7 +36,7 @@ def make_dataset(
 
     Example:
     >>> ds = make_dataset(train_set, batch_size=32, shuffle=True, seed=0)  # doctest: +SKIP
-    >>> model.fit(ds, epochs=30)
+    >>> model.fit(ds, epochs=30)  # doctest: +SKIP
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be a positive int. Received: batch_size={batch_size}")

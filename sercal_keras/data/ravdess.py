@@ -40,7 +40,7 @@ def load_ravdess(data_dir: Union[str, Path]) -> Corpus:
 
     Example:
     >>> corpus = load_ravdess("../shared/data/ravdess16k")  # doctest: +SKIP
-    >>> len(corpus), corpus.counts()["neutral"]
+    >>> len(corpus), corpus.counts()["neutral"]  # doctest: +SKIP
     (960, 64)
     """
     root = require_dir(data_dir, "RAVDESS", LAYOUT)

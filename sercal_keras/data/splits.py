@@ -85,7 +85,7 @@ def make_folds(
 
     Example:
     >>> folds = make_folds(load_corpus("emodb", "emodb"))  # doctest: +SKIP
-    >>> [f.name for f in folds][:2]
+    >>> [f.name for f in folds][:2]  # doctest: +SKIP
     ['speakers-03+08', 'speakers-09+10']
     """
     if protocol not in PROTOCOLS:
@@ -138,7 +138,7 @@ def validation_split(
 
     Example:
     >>> fold = make_folds(corpus)[0]  # doctest: +SKIP
-    >>> train, val = validation_split(corpus, fold.train, seed=0)
+    >>> train, val = validation_split(corpus, fold.train, seed=0)  # doctest: +SKIP
     """
     if not 0 < fraction < 1:
         raise ConfigError(f"fraction must be in (0, 1). Received: fraction={fraction}")

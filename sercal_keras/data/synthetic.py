@@ -74,7 +74,7 @@ def load_synthetic(
 
     Example:
     >>> corpus = load_synthetic()  # doctest: +SKIP
-    >>> len(corpus), corpus.speaker_ids[:2]
+    >>> len(corpus), corpus.speaker_ids[:2]  # doctest: +SKIP
     (240, ('s01', 's02'))
     """
     if num_speakers < 1 or utterances_per_class < 1:
