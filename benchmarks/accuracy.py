@@ -1,0 +1,212 @@
+"""The accuracy grid: corpus × protocol × variants × seeds, with paired comparisons.
+
+For every variant it runs the cross-validation of `python -m training.fit`
+(`training.cross_validation.run_cross_validation`) over all folds and the
+given seeds, in `runs/benchmarks/<name>/<variant>/` (resumable: a finished
+fold/seed is read back, not retrained, so a long grid can span sittings), then
+writes `benchmarks/results/<name>.json` and `.md`: WA / UA / macro-F1 mean ±
+std per variant, per-fold and per-seed tables, and the paired difference of
+each variant against `mhsa` over the same folds and seeds with a 95 % t
+interval, the exact command, the git commit and library versions.
+
+Example:
+    python -m benchmarks.accuracy --corpus emodb --data-dir ../shared/data/emodb \\
+        --variants mhsa fa_ca fa ca head_fusion --seeds 0 1 2
+    python -m benchmarks.accuracy --quick        # synthetic corpus, a few minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from benchmarks.common import RESULTS_DIR, markdown_table, provenance, write_results
+from benchmarks.paired import paired_difference
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS = ("ua", "wa", "macro_f1")
+BASELINE = "mhsa"
+QUICK = {"corpus": "synthetic", "variants": ["mhsa", "fa_ca"], "seeds": [0], "epochs": 3}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.accuracy",
+        description="Run a corpus × protocol × variants × seeds accuracy grid and write the paired comparison.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("Example:")[1],
+    )
+    parser.add_argument("--corpus", default="synthetic", help="corpus name (default synthetic)")
+    parser.add_argument("--data-dir", help="corpus folder (not needed for synthetic)")
+    parser.add_argument("--protocol", help="loso | speaker-folds | session | random (default: the corpus' speaker-independent one)")
+    parser.add_argument("--folds", nargs="+", default=["all"], help="fold indices or names (default all)")
+    parser.add_argument("--variants", nargs="+", default=["mhsa", "fa_ca", "fa", "ca", "head_fusion"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, help="max epochs per run (default: the training default)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="further training.fit config values for every variant, e.g. dropout=0.3")
+    parser.add_argument("--name", help="results name (default <corpus>_<protocol>)")
+    parser.add_argument("--runs-dir", default=str(REPO / "runs" / "benchmarks"), help="where the run directories go")
+    parser.add_argument("--results-dir", default=str(RESULTS_DIR), help="where the JSON/Markdown go")
+    parser.add_argument("--quick", action="store_true",
+                        help="synthetic corpus, mhsa + fa_ca, 1 seed, 3 epochs: a few minutes")
+    parser.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def _train_config(args, variant: str):
+    from training.config import TrainConfig
+
+    values = {"corpus": args.corpus, "folds": list(args.folds), "variant": variant, "seeds": list(args.seeds),
+              "verbosity": 0 if args.quiet else 1,
+              "output_dir": str(Path(args.runs_dir) / args.name / variant)}
+    if args.data_dir:
+        values["data_dir"] = args.data_dir
+    if args.protocol:
+        values["protocol"] = args.protocol
+    if args.epochs:
+        values["epochs"] = args.epochs
+    values.update(item.split("=", 1) for item in args.set)  # coerced and checked by TrainConfig
+    return TrainConfig.from_dict(values, source="benchmarks.accuracy")
+
+
+def run_grid(args) -> Dict[str, Any]:
+    """Runs (or resumes) every variant's cross-validation; returns the results payload."""
+    from training.cross_validation import run_cross_validation
+
+    started = time.time()
+    per_variant, new_runs, config_identity = {}, {}, {}
+    for variant in args.variants:
+        config = _train_config(args, variant)
+        print(f"[accuracy] {args.name}: {variant} (seeds {args.seeds})", flush=True)
+        summary = run_cross_validation(config, command=["python", "-m", "benchmarks.accuracy", *sys.argv[1:]])
+        per_variant[variant] = summary
+        new_runs[variant] = sum(
+            1 for r in summary["runs"] if (Path(r["run_dir"]) / "metrics.json").stat().st_mtime >= started
+        )
+        config_identity = {k: v for k, v in summary["config"].items() if k != "variant"}
+    return build_payload(args, per_variant, new_runs, config_identity)
+
+
+def _scores(summary, metric: str) -> Dict[tuple, float]:
+    return {(r["fold"], int(r["seed"])): float(r[f"utterance_{metric}"]) for r in summary["runs"]}
+
+
+def build_payload(args, per_variant: Dict[str, Dict[str, Any]], new_runs: Dict[str, int],
+                  config_identity: Dict[str, Any]) -> Dict[str, Any]:
+    """Aggregates the per-variant CV summaries into the grid's results (utterance level)."""
+    variants = {}
+    for variant, summary in per_variant.items():
+        by_fold, by_seed = defaultdict(list), defaultdict(list)
+        for run in summary["runs"]:
+            by_fold[run["fold"]].append(run["utterance_ua"])
+            by_seed[int(run["seed"])].append(run["utterance_ua"])
+        variants[variant] = {
+            "num_runs": summary["num_runs"],
+            "new_runs": new_runs.get(variant, 0),
+            "utterance": {m: summary["metrics"]["utterance"][m] for m in METRICS},
+            "segment": {m: summary["metrics"]["segment"][m] for m in METRICS},
+            "ua_per_fold": {f: float(np.mean(v)) for f, v in sorted(by_fold.items())},
+            "ua_per_seed": {str(s): float(np.mean(v)) for s, v in sorted(by_seed.items())},
+            "runs": [{k: r[k] for k in ("fold", "seed", "utterance_ua", "utterance_wa", "utterance_macro_f1",
+                                         "best_epoch", "epochs_run")} for r in summary["runs"]],
+        }
+    paired = {}
+    if BASELINE in per_variant:
+        for variant in per_variant:
+            if variant != BASELINE:
+                paired[variant] = {m: paired_difference(_scores(per_variant[variant], m),
+                                                        _scores(per_variant[BASELINE], m)) for m in ("ua", "wa")}
+    first = next(iter(per_variant.values()))
+    return {
+        **provenance("benchmarks.accuracy"),
+        "name": args.name,
+        "corpus": first["corpus"],
+        "protocol": first["protocol"],
+        "speaker_independent": first["speaker_independent"],
+        "seeds": list(args.seeds),
+        "config": config_identity,
+        "labels": first["labels"],
+        "variants": variants,
+        "paired_vs_mhsa": paired,
+    }
+
+
+def _pm(stats) -> str:
+    return "–" if stats["mean"] is None else f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}"
+
+
+def to_markdown(payload: Dict[str, Any]) -> str:
+    cfg = payload["config"]
+    protocol = payload["protocol"] + ("" if payload["speaker_independent"] else
+                                      " — **speaker-dependent** (the same speakers in train and test)")
+    lines = [
+        f"# Accuracy: {payload['corpus']}, {protocol}", "",
+        f"Utterance level (mean of segment probabilities), mean ± std over folds × seeds {payload['seeds']}. "
+        f"Recipe: {cfg.get('epochs')} epochs max, batch {cfg.get('batch_size')}, Adam lr {cfg.get('learning_rate')} "
+        f"({cfg.get('lr_schedule')}), weight decay {cfg.get('weight_decay')}, dropout {cfg.get('dropout')}, "
+        f"model chosen by validation UA on {cfg.get('validation_fraction')} of the *training* speakers "
+        "(never on the test fold).", "",
+        f"Command: `{payload['command']}`  ", f"Commit: `{payload['git_commit']}`  ",
+        f"Machine: {payload['machine']['cpu']} ({payload['machine']['cpu_count']} cores)", "",
+        "## Per variant (%)", "",
+    ]
+    rows = [[v, r["num_runs"], _pm(r["utterance"]["ua"]), _pm(r["utterance"]["wa"]), _pm(r["utterance"]["macro_f1"]),
+             _pm(r["segment"]["ua"])] for v, r in payload["variants"].items()]
+    lines.append(markdown_table(["variant", "runs", "UA", "WA", "macro-F1", "segment UA"], rows))
+    if payload["paired_vs_mhsa"]:
+        lines += ["## Paired difference vs mhsa (same folds and seeds, percentage points)", ""]
+        rows = []
+        for v, p in payload["paired_vs_mhsa"].items():
+            ua = p["ua"]
+            rows.append([v, ua["n"], f"{100 * ua['mean']:+.1f}", f"[{100 * ua['ci95_low']:+.1f}, {100 * ua['ci95_high']:+.1f}]",
+                         f"{ua['wins']}/{ua['n']}", f"{ua['p_value']:.3f}", f"{100 * p['wa']['mean']:+.1f}"])
+        lines.append(markdown_table(["variant", "pairs", "ΔUA", "95 % CI", "wins", "p (paired t)", "ΔWA"], rows))
+    folds = sorted({f for r in payload["variants"].values() for f in r["ua_per_fold"]})
+    lines += ["## UA per fold (%, mean over seeds)", ""]
+    lines.append(markdown_table(["variant", *folds], [
+        [v, *(f"{100 * r['ua_per_fold'][f]:.1f}" if f in r["ua_per_fold"] else "–" for f in folds)]
+        for v, r in payload["variants"].items()]))
+    seeds = [str(s) for s in payload["seeds"]]
+    lines += ["## UA per seed (%, mean over folds)", ""]
+    lines.append(markdown_table(["variant", *(f"seed {s}" for s in seeds)], [
+        [v, *(f"{100 * r['ua_per_seed'][s]:.1f}" if s in r["ua_per_seed"] else "–" for s in seeds)]
+        for v, r in payload["variants"].items()]))
+    lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in payload["versions"].items()), ""]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        args.corpus, args.variants, args.seeds = QUICK["corpus"], QUICK["variants"], QUICK["seeds"]
+        args.epochs = args.epochs or QUICK["epochs"]
+    if BASELINE not in args.variants:
+        print(f"[accuracy] note: {BASELINE} not in --variants: no paired comparison", file=sys.stderr)
+    from training.config import import_library_quietly
+
+    import_library_quietly()
+    from sercal_keras.errors import SercalError
+
+    if not args.name:
+        protocol = args.protocol or ("session" if args.corpus == "iemocap" else "speaker-folds")
+        args.name = f"{args.corpus}_{protocol}" + ("_quick" if args.quick else "")
+    try:
+        payload = run_grid(args)
+    except SercalError as error:
+        print(f"python -m benchmarks.accuracy: error: {error}", file=sys.stderr)
+        return 2
+    markdown = to_markdown(payload)
+    write_results(args.name, payload, markdown, Path(args.results_dir))
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,57 @@
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from benchmarks.paired import paired_difference
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_paired_difference_arithmetic_by_hand():
+    candidate = {("a", 0): 0.70, ("b", 0): 0.65, ("c", 0): 0.80, ("c", 1): 0.50, ("only-candidate", 0): 0.1}
+    baseline = {("a", 0): 0.60, ("b", 0): 0.60, ("c", 0): 0.70, ("c", 1): 0.55, ("only-baseline", 0): 0.9}
+    result = paired_difference(candidate, baseline)
+    diffs = [0.10, 0.05, 0.10, -0.05]  # only the shared (fold, seed) pairs
+    mean = sum(diffs) / 4
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 3)
+    half = 3.182446305284263 * sd / 2  # t(0.975, df=3) · sd / sqrt(4)
+    assert result["n"] == 4
+    assert result["mean"] == pytest.approx(mean, abs=1e-6)
+    assert result["std"] == pytest.approx(sd, abs=1e-6)
+    assert result["ci95_low"] == pytest.approx(mean - half, abs=1e-6)
+    assert result["ci95_high"] == pytest.approx(mean + half, abs=1e-6)
+    assert (result["wins"], result["losses"]) == (3, 1)
+    assert result["sign_test_p"] == pytest.approx(0.625)  # 2 · P(X >= 3 | n 4, p ½) = 2 · 5/16
+    assert result["p_value"] == pytest.approx(stats.ttest_rel([0.7, 0.65, 0.8, 0.5], [0.6, 0.6, 0.7, 0.55]).pvalue, abs=1e-5)
+
+
+def _run_quick(tmp_path):
+    command = [sys.executable, "-m", "benchmarks.accuracy", "--quick", "--epochs", "1", "--folds", "0", "1",
+               "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results"), "--quiet"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((tmp_path / "results" / "synthetic_speaker-folds_quick.json").read_text())
+
+
+def test_quick_grid_writes_paired_results_and_resumes(tmp_path):
+    first = _run_quick(tmp_path)
+    assert set(first["variants"]) == {"mhsa", "fa_ca"}
+    for variant in first["variants"].values():
+        assert variant["num_runs"] == 2 and variant["new_runs"] == 2
+        assert 0.0 <= variant["utterance"]["ua"]["mean"] <= 1.0
+    pair = first["paired_vs_mhsa"]["fa_ca"]["ua"]
+    fa_ca = {(r["fold"], r["seed"]): r["utterance_ua"] for r in first["variants"]["fa_ca"]["runs"]}
+    mhsa = {(r["fold"], r["seed"]): r["utterance_ua"] for r in first["variants"]["mhsa"]["runs"]}
+    assert pair["n"] == 2
+    assert pair["mean"] == pytest.approx(sum(fa_ca[k] - mhsa[k] for k in fa_ca) / 2, abs=1e-6)
+    markdown = (tmp_path / "results" / "synthetic_speaker-folds_quick.md").read_text()
+    assert "Paired difference vs mhsa" in markdown and first["command"] in markdown
+
+    second = _run_quick(tmp_path)  # resume: everything is read back, nothing is trained again
+    assert all(v["new_runs"] == 0 for v in second["variants"].values())
+    assert second["variants"]["fa_ca"]["runs"] == first["variants"]["fa_ca"]["runs"]
