@@ -19,3 +19,21 @@ from sercal_keras.audio.frontend import (
 )
 from sercal_keras.audio.mfcc_layer import MFCC
 from sercal_keras.audio.mfcc_librosa import mfcc_librosa
+
+__all__ = [
+    "BACKENDS",
+    "FeatureConfig",
+    "FrontendError",
+    "MFCC",
+    "TfioUnavailableError",
+    "aggregate_utterance",
+    "decode_wav_tf",
+    "load_audio",
+    "mel_filterbank",
+    "mfcc",
+    "mfcc_librosa",
+    "read_wav",
+    "resample",
+    "segment_waveform",
+    "to_mono",
+]

@@ -11,3 +11,25 @@ from sercal_keras.data.ravdess import load_ravdess
 from sercal_keras.data.registry import CORPORA, load_corpus
 from sercal_keras.data.splits import PROTOCOLS, Fold, make_folds, validation_split
 from sercal_keras.data.synthetic import load_synthetic
+
+__all__ = [
+    "CORPORA",
+    "Corpus",
+    "Fold",
+    "LABEL_MAPS",
+    "PROTOCOLS",
+    "SegmentSet",
+    "Utterance",
+    "extract_segments",
+    "fit_normalization",
+    "load_corpus",
+    "load_csv",
+    "load_emodb",
+    "load_folder",
+    "load_iemocap",
+    "load_ravdess",
+    "load_synthetic",
+    "make_dataset",
+    "make_folds",
+    "validation_split",
+]
