@@ -1,12 +1,14 @@
 """Fixtures for the edge runtime tests: a small trained model, its .tflite files, WAVs.
 
-`edge_models` (session scope, ~30 s on 2 cores) trains the paper preset for a
-few epochs on a 4-speaker synthetic corpus (3 speakers train, 1 held out), then
-writes `.tflite` files with their sidecars: MFCC input float32 and int8, and
-waveform input float32. It uses `export.tflite` when that module provides the
-functions below, and otherwise an equivalent in-test conversion
-(`TFLiteConverter.from_keras_model` on the model after its standardisation
-layer + a sidecar in the documented card format).
+`edge_models` (session scope, ~30-40 s on 2 cores) trains the paper preset for
+a few epochs on a 4-speaker synthetic corpus (3 speakers train, 1 held out),
+then exports `.tflite` files with their sidecars through `export.tflite`
+(`load_source` → `export_models` → `write_exports`, the code behind
+`python -m export.tflite`): MFCC input float32 and int8, waveform input float32.
+Where `export` is not importable (a checkout without it), an equivalent in-test
+conversion is used instead (`TFLiteConverter.from_keras_model` on the model
+after its standardisation layer + a sidecar in the documented card format).
+The Keras reference is `sercal_keras.inference.EmotionRecognizer`.
 
 `run_edge(...)` runs `python -m edge_demo.<tool>` in a subprocess in which
 importing TensorFlow, Keras, librosa, scipy and `sercal_keras` raises
@@ -153,15 +155,53 @@ def _convert_in_test(model, config, standardized_train: np.ndarray, out: Path, c
             "waveform": out / "waveform_float32.tflite"}
 
 
-def keras_reference(model, wav: Path, config):
-    """Keras-side utterance and segment probabilities for a file (the library's path)."""
+def _convert_with_export(keras_path: Path, train_features, train_waves, test_features, test_waves, out: Path):
+    """The export engineer's real path: `export.tflite` convert + verify + sidecar, written to `out`."""
+    from export.representative import SegmentData
+    from export.tflite import ExportInputs, export_models, load_source, write_exports
+
+    source = load_source(keras_path)
+    data = ExportInputs(
+        representative=SegmentData(train_features, train_waves, source="edge test: training speakers"),
+        held_out=SegmentData(test_features, test_waves, source="edge test: held-out speaker"),
+        held_out_is_test=True,
+    )
+    quiet = lambda message: None  # noqa: E731
+    results = export_models(source, ["float32", "int8"], ["mfcc"], data, min_agreement=0.0, log=quiet)
+    results += export_models(source, ["float32"], ["waveform"], data, min_agreement=0.0, log=quiet)
+    paths = [p for p in write_exports(results, out) if p.suffix == ".tflite"]
+    by_name = {p.stem: p for p in paths}
+    stem = keras_path.stem
+    return {"float32": by_name[f"{stem}_mfcc_float32"], "int8": by_name[f"{stem}_mfcc_int8"],
+            "waveform": by_name[f"{stem}_waveform_float32"]}
+
+
+def keras_reference(model, keras_path: Path, wavs: Sequence[Path], config):
+    """Keras-side (utterance, segment) probabilities per file, keyed by path.
+
+    `EmotionRecognizer` (the library's reference) when it exists; otherwise the
+    same path written out: load_audio → segment (eval hop) → mfcc → model → mean.
+    """
+    try:
+        from sercal_keras.inference import EmotionRecognizer
+    except ImportError:
+        EmotionRecognizer = None
+    out = {}
+    if EmotionRecognizer is not None:
+        predictions = EmotionRecognizer.load(keras_path).predict_files(list(wavs))
+        for wav, prediction in zip(wavs, predictions):
+            probs = np.array([prediction.probabilities[label] for label in prediction.labels], np.float32)
+            out[str(wav)] = (probs, np.asarray(prediction.segment_probabilities, np.float32))
+        return out
     from sercal_keras.audio import load_audio
     from sercal_keras.audio.frontend import aggregate_utterance, mfcc, segment_waveform
 
-    waveform = load_audio(wav, config.sample_rate)
-    segments = segment_waveform(waveform, config.segment_samples, config.hop_samples(training=False))
-    probs = np.asarray(model.predict(mfcc(segments, config), verbose=0, batch_size=32))
-    return aggregate_utterance(probs), probs
+    for wav in wavs:
+        waveform = load_audio(wav, config.sample_rate)
+        segments = segment_waveform(waveform, config.segment_samples, config.hop_samples(training=False))
+        probs = np.asarray(model.predict(mfcc(segments, config), verbose=0, batch_size=32))
+        out[str(wav)] = (aggregate_utterance(probs), probs)
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -172,7 +212,7 @@ def edge_models(tmp_path_factory) -> EdgeModels:
     from sercal_keras.audio.frontend import FeatureConfig
     from sercal_keras.data.features import extract_segments, fit_normalization
     from sercal_keras.data.registry import load_corpus
-    from sercal_keras.model_card import ModelCard
+    from sercal_keras.model_card import ModelCard, card_path_for
     from sercal_keras.models import build_model
 
     out = tmp_path_factory.mktemp("edge_models")
@@ -196,9 +236,22 @@ def edge_models(tmp_path_factory) -> EdgeModels:
     std = np.maximum(np.sqrt(variance), keras.config.epsilon())
     card = ModelCard(labels=list(corpus.labels), feature_config=config.to_dict(), feature_mean=mean.tolist(),
                      feature_std=std.tolist(), corpus="synthetic", variant="fa_ca")
-    card_fields = card.to_dict()
-    standardized = (train.features - mean[None, :, None]) / std[None, :, None]
-    tflite = _convert_in_test(model, config, standardized, out, card_fields, sha)
+    card.save(card_path_for(keras_path))
+    try:
+        from export.representative import waveform_segments
+        from export.tflite import export_models  # noqa: F401  (probe: the export API exists)
+    except ImportError:
+        waveform_segments = None
+    if waveform_segments is not None:
+        test = extract_segments(corpus, test_idx, config, training=False, cache=False)
+        train_waves, _ = waveform_segments(corpus, train_idx, config, training=True)
+        test_waves, _ = waveform_segments(corpus, test_idx, config, training=False)
+        tflite = _convert_with_export(keras_path, train.features, train_waves, test.features, test_waves, out)
+        source = "export.tflite"
+    else:
+        standardized = (train.features - mean[None, :, None]) / std[None, :, None]
+        tflite = _convert_in_test(model, config, standardized, out, card.to_dict(), sha)
+        source = "in-test conversion"
 
     # Held-out speaker: first one file per class, then the rest.
     wav_dir = out / "wavs"
@@ -213,8 +266,7 @@ def edge_models(tmp_path_factory) -> EdgeModels:
         target = wav_dir / f"{u.label}_{Path(u.path).stem}.wav"
         shutil.copyfile(u.path, target)
         wavs.append(target)
-    reference, reference_segments = {}, {}
-    for wav in wavs:
-        reference[str(wav)], reference_segments[str(wav)] = keras_reference(model, wav, config)
-    return EdgeModels(out, list(corpus.labels), keras_path, tflite, wavs, reference, reference_segments,
-                      "in-test conversion")
+    references = keras_reference(model, keras_path, wavs, config)
+    reference = {k: v[0] for k, v in references.items()}
+    reference_segments = {k: v[1] for k, v in references.items()}
+    return EdgeModels(out, list(corpus.labels), keras_path, tflite, wavs, reference, reference_segments, source)

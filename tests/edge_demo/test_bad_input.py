@@ -122,9 +122,13 @@ def test_model_without_sidecar(edge_models, blocker_dir, tmp_path):
 
 
 def _set(path, value):
+    """Edits card[path...]; "*quant" is the quantisation block: `quantization` if the card nests it."""
     def edit(card):
         node = card
         for key in path[:-1]:
+            if key == "*quant":
+                node = node.get("quantization", node) if isinstance(node.get("quantization"), dict) else node
+                continue
             node = node[key]
         node[path[-1]] = value(node[path[-1]]) if callable(value) else value
     return edit
@@ -134,8 +138,8 @@ def _set(path, value):
     ("int8", ("labels",), lambda labels: labels + ["bored"], ["4 outputs", "5 labels"]),
     ("int8", ("labels",), lambda labels: labels[:3], ["4 outputs", "3 labels"]),
     ("int8", ("extra", "input", "dtype"), "float32", ["input dtype", "int8", "float32"]),
-    ("int8", ("extra", "input", "scale"), lambda s: s * 2, ["input quantisation"]),
-    ("int8", ("extra", "output", "zero_point"), 0, ["output quantisation"]),
+    ("int8", ("extra", "input", "*quant", "scale"), lambda s: s * 2, ["input quantisation"]),
+    ("int8", ("extra", "output", "*quant", "zero_point"), 0, ["output quantisation"]),
     ("float32", ("extra", "input", "shape"), [1, 26, 64], ["input shape"]),
     ("float32", ("extra", "input_kind"), "waveform", ["waveform segment"]),
     ("waveform", ("extra", "input_kind"), "mfcc", ["MFCC segment"]),
