@@ -39,25 +39,18 @@ HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_wa", "val_ua", "
 
 
 def make_predict_fn(model: keras.Model, batch_size: int = 256) -> Callable[[np.ndarray], np.ndarray]:
-    """A local (no strategy collectives) batched predictor: features (n, ...) → probabilities (n, C)."""
-    import tensorflow as tf
+    """A local batched predictor: features (n, ...) → probabilities (n, C).
 
-    @tf.function(reduce_retracing=True)
-    def step(x):
-        return model(x, training=False)
-
+    Calls the model eagerly, outside any strategy: no collective ops (so each
+    worker of a multi-worker run can evaluate on its own) and no tf.function
+    traced per model (a cross-validation builds many models).
+    """
     def predict(features: np.ndarray) -> np.ndarray:
         features = np.asarray(features, np.float32)
         if len(features) == 0:
             return np.zeros((0,) + tuple(model.output_shape[1:]), np.float32)
-        out = []
-        for start in range(0, len(features), batch_size):
-            chunk = features[start : start + batch_size]
-            pad = batch_size - len(chunk)
-            if pad:  # one input shape, one trace
-                chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], np.float32)])
-            probs = step(tf.constant(chunk)).numpy()
-            out.append(probs[: batch_size - pad])
+        out = [keras.ops.convert_to_numpy(model(features[start : start + batch_size], training=False))
+               for start in range(0, len(features), batch_size)]
         return np.concatenate(out).astype(np.float32)
 
     return predict

@@ -11,6 +11,7 @@ every metric over the runs and a per-run table.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import shutil
@@ -75,9 +76,10 @@ def run_cross_validation(config, command: Optional[Sequence[str]] = None,
         TrainingDivergedError: a run's loss became NaN.
     """
     from training.config import describe, explicit_output_dir
+    from training.strategy import chief_decides
     from training.trainer import load_data, select_folds, train_run
 
-    config.validate()
+    config = dataclasses.replace(config).validate()  # a copy: the output dir gets filled in
     output_dir, named = explicit_output_dir(config)
     config.output_dir = str(output_dir)
     distribution = get_distribution()
@@ -88,45 +90,50 @@ def run_cross_validation(config, command: Optional[Sequence[str]] = None,
                 print(message, flush=True)
     quiet_log = log if config.verbosity > 0 else (lambda message: None)
 
-    prepare_output_dir(config, output_dir, named, delete=chief)
+    prepare_output_dir(config, output_dir, named, delete=False)
+    data = load_data(config, log=quiet_log)
+    chosen = select_folds(config, data.folds)  # every check before the output dir is touched
     flat = layout_is_flat(config, output_dir)
     if chief:
+        prepare_output_dir(config, output_dir, named, delete=True)
         output_dir.mkdir(parents=True, exist_ok=True)
         write_json(output_dir / CONFIG_NAME, config.to_dict())
     log(f"{describe(config)}; {distribution.describe()}, global batch "
         f"{distribution.global_batch(config.batch_size)}; output {output_dir}")
-
-    data = load_data(config, log=quiet_log)
-    chosen = select_folds(config, data.folds)
+    data.extract(log=quiet_log)
     plan = [(i, fold, seed) for i, fold in chosen for seed in config.seeds]
+    run_dirs = [output_dir if flat else output_dir / run_name(fold.name, seed) for _, fold, seed in plan]
+    finished = chief_decides(distribution, [is_finished(d) for d in run_dirs])
     runs: List[Dict[str, Any]] = []
     trained_seconds: List[float] = []
-    for n, (fold_index, fold, seed) in enumerate(plan, start=1):
-        run_dir = output_dir if flat else output_dir / run_name(fold.name, seed)
+    for n, ((fold_index, fold, seed), run_dir, done) in enumerate(zip(plan, run_dirs, finished), start=1):
         tag = f"[{n}/{len(plan)}] {fold.name} seed {seed}"
-        if is_finished(run_dir):
+        if done:
+            if not chief:
+                continue
             result = read_json(run_dir / "metrics.json")
             result["skipped"] = True
             log(f"{tag}: finished before, skipped ({_line(result)})")
         else:
             log(f"{tag}: training")
-            result = train_run(config, data, fold_index, fold, seed, run_dir, distribution, log=quiet_log)
+            work_dir = None if chief else distribution.worker_dir(output_dir) / run_dir.relative_to(output_dir)
+            result = train_run(config, data, fold_index, fold, seed, run_dir, distribution, log=quiet_log,
+                               work_dir=work_dir)
             trained_seconds.append(result.get("wall_seconds", 0.0))
-            remaining = sum(1 for _, f, s in plan[n:] if not is_finished(
-                output_dir if flat else output_dir / run_name(f.name, s)))
+            remaining = sum(1 for d, f in zip(run_dirs[n:], finished[n:]) if not f)
             eta = f"; ETA {_format_seconds(np.mean(trained_seconds) * remaining)}" if remaining else ""
             log(f"{tag}: {_line(result)}, best epoch {result.get('best_epoch')}/{result.get('epochs_run')}, "
                 f"{_format_seconds(result.get('wall_seconds', 0))}{eta}")
         result["run_dir"] = str(run_dir)
         runs.append(result)
 
+    if not chief:  # workers other than the chief write nothing and report nothing
+        shutil.rmtree(distribution.worker_dir(output_dir), ignore_errors=True)
+        return {"output_dir": str(output_dir), "chief": False, "num_runs": len(runs)}
     summary = summarize(runs, config, command=command)
     summary["output_dir"] = str(output_dir)
-    if chief:
-        write_json(output_dir / "summary.json", summary)
-        write_text(output_dir / "summary.md", summary_markdown(summary))
-    elif distribution.kind == "multi_worker":
-        shutil.rmtree(distribution.worker_dir(output_dir), ignore_errors=True)
+    write_json(output_dir / "summary.json", summary)
+    write_text(output_dir / "summary.md", summary_markdown(summary))
     return summary
 
 

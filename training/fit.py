@@ -43,6 +43,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; run the same command again to resume", file=sys.stderr, flush=True)
         return 130
+    if summary.get("chief") is False:
+        return 0  # a non-chief worker of a multi-worker run: the chief reports
     if config.json_output:
         print(json.dumps(summary, indent=2, default=str), flush=True)
         print(summary_line(summary), file=sys.stderr, flush=True)

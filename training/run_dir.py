@@ -109,6 +109,8 @@ def layout_is_flat(config, output_dir: Path) -> bool:
     """Flat (one run at the top) for a single run, unless the directory already holds several."""
     if not is_single_run(config):
         return False
+    if config.overwrite:
+        return True
     saved_path = output_dir / CONFIG_NAME
     if saved_path.is_file():
         from training.config import TrainConfig
@@ -118,28 +120,10 @@ def layout_is_flat(config, output_dir: Path) -> bool:
 
 
 def resolve_model_path(path) -> Path:
-    """The `model.keras` meant by a path: the file itself, a run directory, or a
-    cross-validation directory holding exactly one run.
+    """The `model.keras` meant by a path (see `sercal_keras.inference.resolve_model_path`)."""
+    from sercal_keras.inference import resolve_model_path as resolve
 
-    Raises:
-        ModelFileError: nothing there, or several models to choose from (listed).
-    """
-    path = Path(path)
-    if path.is_file():
-        return path
-    if not path.is_dir():
-        raise ModelFileError(f"{path}: no such model file or run directory.")
-    if (path / MODEL_NAME).is_file():
-        return path / MODEL_NAME
-    candidates = sorted(p.parent for p in path.glob(f"*/{MODEL_NAME}"))
-    if len(candidates) == 1:
-        return candidates[0] / MODEL_NAME
-    if not candidates:
-        raise ModelFileError(
-            f"{path}: no {MODEL_NAME} in it or its sub-directories; is the training finished?"
-        )
-    names = ", ".join(p.name for p in candidates[:8])
-    raise ModelFileError(f"{path} holds {len(candidates)} runs ({names}); pass one of them.")
+    return resolve(path)
 
 
 def list_runs(output_dir) -> List[Path]:

@@ -70,6 +70,29 @@ class Distribution:
         return Path(tempfile.gettempdir()) / f"sercal-worker-{digest}-{self.task_type}{self.task_index}"
 
 
+def chief_decides(distribution: Distribution, flags):
+    """The chief's list of booleans, on every worker (a collective: all workers must call it).
+
+    Workers may not see the chief's files (other machines, or the chief has just
+    deleted them for `--overwrite`), so decisions such as "this run is finished,
+    skip it" are taken by the chief and broadcast: every worker must train the
+    same runs, or their collective ops would wait for each other forever.
+    """
+    flags = [bool(f) for f in flags]
+    if distribution.kind != "multi_worker" or not flags:
+        return flags
+    import tensorflow as tf
+
+    mine = tf.constant([1.0 if (f and distribution.is_chief) else 0.0 for f in flags])
+
+    @tf.function
+    def broadcast():
+        per_replica = distribution.strategy.run(lambda: tf.identity(mine))
+        return distribution.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    return [bool(v > 0) for v in broadcast().numpy()]
+
+
 def read_tf_config() -> Dict[str, Any]:
     """`TF_CONFIG` as a dict ({} when unset); a malformed value raises `ValueError`."""
     raw = os.environ.get("TF_CONFIG", "").strip()
@@ -99,6 +122,37 @@ def is_chief_task(tf_config: Dict[str, Any]) -> bool:
     return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0 and not cluster.get("chief")
 
 
+def patch_keras_for_multi_worker() -> bool:
+    """Fixes Keras 3's metric reduction under `MultiWorkerMirroredStrategy` (idempotent).
+
+    Keras 3.15's TF trainer reduces the per-step logs with
+    `strategy.reduce("MEAN", v, axis=0)` when several workers collaborate;
+    the logs are scalars, so every `fit` fails with "Invalid reduction
+    dimension 0 for input with 0 dimensions" (tensorflow/tensorflow#72388,
+    keras-team/keras#20585, both unresolved upstream). The mean over replicas
+    of a scalar is `axis=None`; this replaces the "mean" reduction for the
+    multi-worker case only (everything else goes to Keras' own function).
+    Returns whether the patch was applied now.
+    """
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    if getattr(tf_trainer, "_sercal_multi_worker_patch", False):
+        return False
+    original = tf_trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        multi_worker = tf_trainer._collective_all_reduce_multi_worker(strategy)
+        if multi_worker and reduction in ("auto", "mean"):
+            from keras.src import tree
+
+            return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return original(values, strategy, reduction)
+
+    tf_trainer.reduce_per_replica = reduce_per_replica
+    tf_trainer._sercal_multi_worker_patch = True
+    return True
+
+
 def make_distribution() -> Distribution:
     """Builds the strategy for this process (see the module docstring)."""
     import tensorflow as tf
@@ -106,6 +160,7 @@ def make_distribution() -> Distribution:
     tf_config = read_tf_config()
     if cluster_size(tf_config) > 1:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        patch_keras_for_multi_worker()
         task = tf_config.get("task") or {}
         resolver = strategy.cluster_resolver
         return Distribution(

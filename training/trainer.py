@@ -38,20 +38,35 @@ class CorpusData:
     Attributes:
         corpus: the `Corpus`.
         folds: the protocol's folds.
-        train_segments: every utterance cut with the training hop.
-        eval_segments: every utterance cut with the evaluation hop.
         feature_config: the `FeatureConfig`.
+        cache_dir: the feature cache root (None: the library default).
+        train_segments: every utterance cut with the training hop (after `extract`).
+        eval_segments: every utterance cut with the evaluation hop (after `extract`).
     """
 
     corpus: Any
     folds: List[Any]
-    train_segments: Any
-    eval_segments: Any
     feature_config: Any
+    cache_dir: Optional[str] = None
+    train_segments: Any = None
+    eval_segments: Any = None
 
     @property
     def labels(self) -> List[str]:
         return list(self.corpus.labels)
+
+    def extract(self, log: Callable[[str], None] = print) -> "CorpusData":
+        """Extracts (or reads from the cache) the features of every utterance, both hops."""
+        from sercal_keras.data import extract_segments
+
+        if self.train_segments is None:
+            started = time.perf_counter()
+            fc = self.feature_config
+            self.train_segments = extract_segments(self.corpus, None, fc, training=True, cache_dir=self.cache_dir)
+            self.eval_segments = extract_segments(self.corpus, None, fc, training=False, cache_dir=self.cache_dir)
+            log(f"features: {len(self.train_segments)} training-hop / {len(self.eval_segments)} eval-hop "
+                f"segments ({time.perf_counter() - started:.1f} s)")
+        return self
 
 
 def subset(segment_set, indices):
@@ -63,26 +78,24 @@ def subset(segment_set, indices):
 
 
 def load_data(config, log: Callable[[str], None] = print) -> CorpusData:
-    """Reads the corpus, makes the folds and extracts (or loads cached) features."""
-    from sercal_keras.data import extract_segments, load_corpus, make_folds
+    """Reads the corpus and makes the folds (features come later, with `CorpusData.extract`)."""
+    from sercal_keras.data import load_corpus, make_folds
     from training.config import PROTOCOLS
 
     data_dir = config.data_dir
     if config.corpus == "synthetic" and data_dir is None:
         data_dir = config.cache_dir  # the synthetic corpus' "data_dir" is its cache root
-    corpus = load_corpus(config.corpus, data_dir, **config.corpus_options)
+    try:
+        corpus = load_corpus(config.corpus, data_dir, **config.corpus_options)
+    except ConfigError as error:
+        raise ConfigError(f"--corpus {config.corpus} / --corpus-option: {error}") from None
     try:
         folds = make_folds(corpus, PROTOCOLS[config.protocol_name], seed=0)
     except ConfigError as error:
         raise ConfigError(f"--protocol {config.protocol_name}: {error}") from None
-    feature_config = config.feature_config()
-    started = time.perf_counter()
-    train_segments = extract_segments(corpus, None, feature_config, training=True, cache_dir=config.cache_dir)
-    eval_segments = extract_segments(corpus, None, feature_config, training=False, cache_dir=config.cache_dir)
     log(f"{corpus.name}: {len(corpus)} utterances, {len(corpus.speaker_ids)} speakers, "
-        f"{len(folds)} {config.protocol_name} folds; {len(train_segments)} training-hop / "
-        f"{len(eval_segments)} eval-hop segments ({time.perf_counter() - started:.1f} s)")
-    return CorpusData(corpus, folds, train_segments, eval_segments, feature_config)
+        f"{len(folds)} {config.protocol_name} folds")
+    return CorpusData(corpus, folds, config.feature_config(), config.cache_dir)
 
 
 def select_folds(config, folds) -> List[Tuple[int, Any]]:
@@ -130,12 +143,48 @@ def build_and_compile(config, num_classes: int, mean, variance, feature_shape, c
     return model
 
 
+def synchronize_batch_norm(model) -> int:
+    """Makes every BatchNormalization layer use global-batch statistics across replicas.
+
+    With several replicas each one would otherwise normalise with the statistics
+    of its own share of the batch, so training would depend on the number of
+    devices; synchronised, a step on N replicas computes what one device computes
+    on the global batch (tested: two logical CPUs vs one). Only the training
+    model is changed; the saved model is built fresh (its config unchanged).
+    Returns the number of layers changed.
+    """
+    import keras
+
+    count = 0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+            count += 1
+    return count
+
+
+def prebuild_for_multi_worker(model, segment_set, strategy) -> None:
+    """Works around Keras 3 failing `fit` under `MultiWorkerMirroredStrategy`.
+
+    Keras 3.15's TF trainer builds the model's metrics from the first batch with
+    an eager cross-worker `strategy.reduce` (`_maybe_symbolic_build`), which
+    raises "Attempt to convert a value (PerReplica…) to a Tensor" with several
+    workers (keras-team/keras#20585, open). The model is fully built here from
+    a local batch instead, and that step is skipped for this model.
+    """
+    batch = (segment_set.features[:2], segment_set.labels[:2].astype("int32"))
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+
 def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_dir: Path, distribution,
-              log: Callable[[str], None] = print) -> Dict[str, Any]:
+              log: Callable[[str], None] = print, work_dir: Optional[Path] = None) -> Dict[str, Any]:
     """Trains and evaluates one fold × seed; returns the metrics dict written to `metrics.json`.
 
-    Only the chief writes `run_dir`; other workers write the same files to a
-    private temporary folder (`distribution.worker_dir`) that is deleted at the end.
+    Only the chief writes `run_dir`; other workers write the same files to
+    `work_dir`, a private temporary folder (see `Distribution.worker_dir`)
+    deleted at the end.
     """
     import keras
     import tensorflow as tf
@@ -146,7 +195,8 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
 
     corpus, fc = data.corpus, data.feature_config
     labels = data.labels
-    work_dir = run_dir if distribution.is_chief else distribution.worker_dir(run_dir.parent) / run_dir.name
+    if distribution.is_chief or work_dir is None:
+        work_dir = run_dir
     work_dir.mkdir(parents=True, exist_ok=True)
     checkpoints = work_dir / CHECKPOINT_DIR
     started = time.perf_counter()
@@ -180,8 +230,18 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
             model = build_and_compile(config, len(labels), mean, variance, fc.feature_shape)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    if distribution.num_replicas > 1:
+        synchronize_batch_norm(model)
+    if distribution.kind == "multi_worker":
+        prebuild_for_multi_worker(model, train_set, distribution.strategy)
     global_batch = distribution.global_batch(config.batch_size)
-    dataset = make_dataset(train_set, global_batch, shuffle=True, seed=seed)
+    # Several workers must run identical steps: every batch full (the remainder
+    # changes every epoch, as the data is reshuffled).
+    drop_remainder = distribution.kind == "multi_worker"
+    if drop_remainder and len(train_set) < global_batch:
+        raise ConfigError(f"--batch-size: the global batch ({global_batch}) exceeds the {len(train_set)} "
+                          "training segments of this fold")
+    dataset = make_dataset(train_set, global_batch, shuffle=True, seed=seed, drop_remainder=drop_remainder)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     dataset = dataset.with_options(options)

@@ -1,0 +1,252 @@
+"""`EmotionRecognizer`: audio file or waveform → emotion label and probabilities.
+
+The path is exactly the training/evaluation one (ARCHITECTURE.md):
+`load_audio` → `segment_waveform` with the **evaluation hop** → `mfcc` →
+model (its `Normalization` layer holds the training statistics) → segment
+probabilities → utterance probabilities as their mean. The feature settings
+come from the model card (`model_card.json`) beside the model, so inference
+always computes the features the model was trained on.
+
+Example:
+>>> recognizer = EmotionRecognizer.load("runs/emodb_fa_ca")  # doctest: +SKIP
+>>> result = recognizer.predict_file("03a01Wa.wav")
+>>> result.label, round(result.probabilities["anger"], 2)
+('anger', 0.93)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from sercal_keras.audio.decode import load_audio
+from sercal_keras.audio.frontend import (
+    FeatureConfig,
+    FrontendError,
+    aggregate_utterance,
+    check_waveform,
+    mfcc,
+    segment_waveform,
+    to_mono,
+)
+from sercal_keras.errors import AudioDecodeError, ModelFileError
+from sercal_keras.model_card import MODEL_CARD_NAME, ModelCard, card_path_for
+
+PathLike = Union[str, Path]
+MODEL_NAME = "model.keras"
+
+
+@dataclasses.dataclass(frozen=True)
+class EmotionPrediction:
+    """The result for one utterance.
+
+    Attributes:
+        label: the predicted class (argmax of `probabilities`).
+        probabilities: class name → utterance probability (mean over segments).
+        segment_probabilities: (num_segments, num_classes) float32, one row per
+            2 s segment taken every evaluation hop (0.4 s by default).
+        labels: class names in the model's output order.
+        segment_starts: start time in seconds of each segment.
+        source: the file it came from, if any.
+    """
+
+    label: str
+    probabilities: Dict[str, float]
+    segment_probabilities: np.ndarray
+    labels: Tuple[str, ...]
+    segment_starts: Tuple[float, ...]
+    source: Optional[str] = None
+
+    @property
+    def confidence(self) -> float:
+        """The probability of the predicted label."""
+        return self.probabilities[self.label]
+
+    @property
+    def segment_labels(self) -> List[str]:
+        """The argmax label of each segment."""
+        return [self.labels[i] for i in np.argmax(self.segment_probabilities, axis=1)]
+
+    def to_dict(self) -> Dict:
+        """A JSON-ready dict."""
+        return {
+            "source": self.source,
+            "label": self.label,
+            "confidence": self.confidence,
+            "probabilities": dict(self.probabilities),
+            "segments": [
+                {"start": start, "probabilities": dict(zip(self.labels, map(float, row)))}
+                for start, row in zip(self.segment_starts, self.segment_probabilities)
+            ],
+        }
+
+
+def resolve_model_path(path: PathLike) -> Path:
+    """The `model.keras` meant by `path`: the file, a run directory holding it, or a
+    cross-validation directory holding exactly one run.
+
+    Raises:
+        ModelFileError: nothing there, or several runs to choose from (listed).
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise ModelFileError(f"{path}: no such model file or run directory.")
+    if (path / MODEL_NAME).is_file():
+        return path / MODEL_NAME
+    candidates = sorted(p.parent for p in path.glob(f"*/{MODEL_NAME}"))
+    if len(candidates) == 1:
+        return candidates[0] / MODEL_NAME
+    if not candidates:
+        raise ModelFileError(f"{path}: no {MODEL_NAME} in it or its sub-directories; has the training finished?")
+    names = ", ".join(p.name for p in candidates[:8]) + (", ..." if len(candidates) > 8 else "")
+    raise ModelFileError(f"{path} holds {len(candidates)} runs ({names}); pass one of them.")
+
+
+def prepare_waveform(waveform, sample_rate: int, target_rate: int, source: str = "<array>") -> np.ndarray:
+    """Mono float32 in [-1, 1] at `target_rate`, as `load_audio` returns for a file.
+
+    Channels are averaged ((n, channels) input), non-finite or empty input
+    raises `AudioDecodeError`, other rates are resampled with soxr HQ (the
+    resampler `load_audio` uses).
+    """
+    waveform = to_mono(np.asarray(waveform, dtype=np.float32))
+    if waveform.ndim != 1:
+        raise AudioDecodeError(f"{source}: waveform must be (n,) or (n, channels); got shape {waveform.shape}")
+    try:
+        check_waveform(waveform, source)
+    except FrontendError as error:
+        raise AudioDecodeError(str(error)) from error
+    if int(sample_rate) != int(target_rate):
+        import soxr
+
+        waveform = soxr.resample(waveform, int(sample_rate), int(target_rate), quality="HQ")
+    return np.clip(waveform, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+class EmotionRecognizer:
+    """A trained sercal-keras model with the front-end it was trained with.
+
+    Args:
+        model: the Keras model (raw MFCC (batch, n_mfcc, frames) → probabilities).
+        card: its `ModelCard` (labels, `FeatureConfig`, normalisation).
+        batch_size: segments per model call.
+
+    Example:
+    >>> recognizer = EmotionRecognizer.load("runs/x/model.keras")  # doctest: +SKIP
+    >>> recognizer.predict(np.zeros(32000, np.float32), 16000).label
+    """
+
+    def __init__(self, model, card: ModelCard, batch_size: int = 64):
+        self.model = model
+        self.card = card
+        self.batch_size = int(batch_size)
+        self.labels: Tuple[str, ...] = tuple(card.labels)
+        self.feature_config = FeatureConfig.from_dict(card.feature_config)
+        outputs = model.output_shape[-1]
+        if outputs != len(self.labels):
+            raise ModelFileError(
+                f"the model has {outputs} outputs but its card lists {len(self.labels)} labels; "
+                "the card does not belong to this model."
+            )
+        expected = tuple(model.input_shape[1:])
+        if expected != tuple(self.feature_config.feature_shape):
+            raise ModelFileError(
+                f"the model takes {expected} inputs but the card's FeatureConfig gives "
+                f"{self.feature_config.feature_shape}; the card does not belong to this model."
+            )
+
+    @classmethod
+    def load(cls, path: PathLike, batch_size: int = 64) -> "EmotionRecognizer":
+        """Loads `model.keras` (a file, a run directory, or a CV directory with one run)
+        and the `model_card.json` beside it.
+
+        Raises:
+            ModelFileError: no model, no card, or a card that does not fit the model.
+        """
+        import keras
+
+        import sercal_keras  # noqa: F401  (registers the layers)
+
+        model_path = resolve_model_path(path)
+        card = ModelCard.load(card_path_for(model_path))
+        try:
+            model = keras.models.load_model(model_path, compile=False)
+        except Exception as error:  # noqa: BLE001  (Keras raises many kinds)
+            raise ModelFileError(f"{model_path}: cannot load the model ({error}).") from error
+        recognizer = cls(model, card, batch_size=batch_size)
+        recognizer.model_path = model_path
+        return recognizer
+
+    # --------------------------------------------------------------- features
+    def features(self, waveform: np.ndarray) -> np.ndarray:
+        """MFCC of the evaluation-hop segments of a prepared waveform: (n, n_mfcc, frames)."""
+        fc = self.feature_config
+        segments = segment_waveform(waveform, fc.segment_samples, fc.hop_samples(training=False))
+        return mfcc(segments, fc)
+
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
+        """Segment probabilities (n, num_classes) for MFCC segments (n, n_mfcc, frames)."""
+        features = np.asarray(features, np.float32)
+        if len(features) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        out = [
+            np.asarray(self.model.predict_on_batch(features[start : start + self.batch_size]))
+            for start in range(0, len(features), self.batch_size)
+        ]
+        return np.concatenate(out).astype(np.float32)
+
+    def _result(self, segment_probs: np.ndarray, num_segments: int, source: Optional[str]) -> EmotionPrediction:
+        utterance = aggregate_utterance(segment_probs)
+        hop = self.feature_config.eval_hop_seconds
+        return EmotionPrediction(
+            label=self.labels[int(np.argmax(utterance))],
+            probabilities={label: float(p) for label, p in zip(self.labels, utterance)},
+            segment_probabilities=segment_probs,
+            labels=self.labels,
+            segment_starts=tuple(round(i * hop, 6) for i in range(num_segments)),
+            source=source,
+        )
+
+    # ------------------------------------------------------------- prediction
+    def predict(self, waveform, sample_rate: int) -> EmotionPrediction:
+        """Predicts the emotion of one waveform ((n,) or (n, channels), any rate)."""
+        prepared = prepare_waveform(waveform, sample_rate, self.feature_config.sample_rate)
+        features = self.features(prepared)
+        return self._result(self.predict_features(features), len(features), None)
+
+    def predict_file(self, path: PathLike) -> EmotionPrediction:
+        """Predicts the emotion of an audio file (WAV/FLAC/OGG, any rate, mono or not)."""
+        return self.predict_files([path])[0]
+
+    def predict_files(self, paths: Sequence[PathLike]) -> List[EmotionPrediction]:
+        """Predicts several files, their segments batched together.
+
+        Raises:
+            AudioDecodeError: a file cannot be read (names the file).
+        """
+        features, counts = [], []
+        for path in paths:
+            waveform = load_audio(path, self.feature_config.sample_rate)
+            segs = self.features(waveform)
+            features.append(segs)
+            counts.append(len(segs))
+        if not features:
+            return []
+        probs = self.predict_features(np.concatenate(features))
+        results, start = [], 0
+        for path, count in zip(paths, counts):
+            results.append(self._result(probs[start : start + count], count, str(path)))
+            start += count
+        return results
+
+    def __repr__(self) -> str:
+        return (f"EmotionRecognizer(variant={self.card.variant!r}, corpus={self.card.corpus!r}, "
+                f"labels={list(self.labels)})")
+
+
+__all__ = ["EmotionPrediction", "EmotionRecognizer", "MODEL_CARD_NAME", "prepare_waveform", "resolve_model_path"]
