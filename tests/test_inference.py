@@ -1,0 +1,176 @@
+"""`EmotionRecognizer`: loading, the one feature path, results, batching, errors.
+
+The model here is untrained (built with known normalisation statistics and
+saved with its card): the tests check the plumbing against an independent
+re-implementation of the path, not accuracy.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """An untrained 4-class model saved as a run directory (model.keras + model_card.json)."""
+    import keras
+
+    from sercal_keras.audio.frontend import FeatureConfig
+    from sercal_keras.model_card import ModelCard
+    from sercal_keras.models import build_model
+
+    keras.utils.set_random_seed(1)
+    run = tmp_path_factory.mktemp("run")
+    mean = np.linspace(-300.0, 5.0, 26).astype("float32")
+    std = np.linspace(80.0, 5.0, 26).astype("float32")
+    model = build_model("fa_ca", num_classes=4, feature_mean=mean, feature_variance=std**2)
+    model.save(run / "model.keras")
+    ModelCard(labels=["neutral", "happy", "sad", "angry"], feature_config=FeatureConfig().to_dict(),
+              feature_mean=mean.tolist(), feature_std=std.tolist(), corpus="synthetic", variant="fa_ca").save(
+        run / "model_card.json")
+    return run
+
+
+@pytest.fixture(scope="module")
+def recognizer(saved_model):
+    from sercal_keras import EmotionRecognizer
+
+    return EmotionRecognizer.load(saved_model)
+
+
+def tone(seconds: float, rate: int = RATE, freq: float = 220.0, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    rng = np.random.default_rng(seed)
+    return (0.3 * np.sin(2 * np.pi * freq * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+            + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def write_wav(path, waveform, rate=RATE):
+    import soundfile as sf
+
+    sf.write(str(path), waveform, rate, subtype="PCM_16")
+    return path
+
+
+def reference_probabilities(model, path):
+    """The path written out independently: decode → 2 s windows every 0.4 s → librosa MFCC → model → mean."""
+    import librosa
+
+    waveform, _ = librosa.load(str(path), sr=RATE, mono=True)
+    seg, hop = 2 * RATE, int(0.4 * RATE)
+    starts = [0] if len(waveform) <= seg else list(range(0, len(waveform) - seg + 1, hop))
+    tail = len(waveform) - (starts[-1] + seg)
+    if len(waveform) > seg and 2 * tail >= hop:
+        starts.append(starts[-1] + hop)
+    segments = [np.pad(waveform[s : s + seg], (0, max(0, s + seg - len(waveform)))) for s in starts]
+    features = np.stack([librosa.feature.mfcc(y=s, sr=RATE, n_mfcc=26) for s in segments]).astype(np.float32)
+    probs = np.asarray(model.predict(features, verbose=0))
+    return probs.mean(axis=0), probs
+
+
+def test_load_from_run_dir_or_file(saved_model, recognizer):
+    from sercal_keras import EmotionRecognizer
+
+    again = EmotionRecognizer.load(saved_model / "model.keras")
+    assert again.labels == recognizer.labels == ("neutral", "happy", "sad", "angry")
+    assert recognizer.feature_config.eval_hop_seconds == 0.4
+
+
+def test_predict_file_matches_an_independent_pipeline(tmp_path, recognizer):
+    path = write_wav(tmp_path / "a.wav", tone(3.1))
+    result = recognizer.predict_file(path)
+    expected_utt, expected_segments = reference_probabilities(recognizer.model, path)
+    assert result.segment_probabilities.shape == expected_segments.shape == (4, 4)
+    np.testing.assert_allclose(result.segment_probabilities, expected_segments, atol=2e-3)
+    np.testing.assert_allclose([result.probabilities[label] for label in result.labels], expected_utt, atol=2e-3)
+    assert result.label == result.labels[int(np.argmax(expected_utt))]
+    assert result.segment_starts == (0.0, 0.4, 0.8, 1.2)
+    assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert result.to_dict()["segments"][1]["start"] == 0.4
+
+
+def test_same_features_as_training_extraction(tmp_path, recognizer):
+    """One code path: the recognizer sees exactly the evaluation features `extract_segments` caches."""
+    from sercal_keras.audio.decode import load_audio
+    from sercal_keras.data.corpus import Corpus, Utterance
+    from sercal_keras.data.features import extract_segments
+
+    path = write_wav(tmp_path / "b.wav", tone(2.7, freq=300.0, seed=2))
+    corpus = Corpus("folder", ("neutral",), (Utterance(path, "neutral", "x", None, None, "b"),))
+    cached = extract_segments(corpus, None, recognizer.feature_config, training=False, cache_dir=tmp_path / "c")
+    ours = recognizer.features(load_audio(path, RATE))
+    np.testing.assert_array_equal(ours, cached.features)
+
+
+def test_predict_waveform_resamples_and_mixes_down(tmp_path, recognizer):
+    wave16 = tone(2.5, freq=250.0)
+    direct = recognizer.predict(wave16, RATE)
+    stereo = np.stack([wave16, wave16], axis=1)
+    np.testing.assert_allclose(recognizer.predict(stereo, RATE).segment_probabilities,
+                               direct.segment_probabilities, atol=1e-6)
+    wave8 = tone(2.5, rate=8000, freq=250.0)
+    resampled = recognizer.predict(wave8, 8000)
+    assert resampled.segment_probabilities.shape == direct.segment_probabilities.shape
+    # the file path at 8 kHz gives the same as the array path at 8 kHz
+    from_file = recognizer.predict_file(write_wav(tmp_path / "c8k.wav", wave8, 8000))
+    np.testing.assert_allclose(from_file.segment_probabilities, resampled.segment_probabilities, atol=5e-3)
+
+
+def test_short_audio_gives_one_padded_segment(recognizer):
+    result = recognizer.predict(tone(0.5), RATE)
+    assert result.segment_probabilities.shape == (1, 4)
+
+
+def test_predict_files_batches_like_single_calls(tmp_path, recognizer):
+    paths = [write_wav(tmp_path / f"f{i}.wav", tone(1.5 + i, freq=200.0 + 50 * i, seed=i)) for i in range(3)]
+    batched = recognizer.predict_files(paths)
+    assert [r.source for r in batched] == [str(p) for p in paths]
+    for path, result in zip(paths, batched):
+        single = recognizer.predict_file(path)
+        np.testing.assert_allclose(result.segment_probabilities, single.segment_probabilities, atol=1e-5)
+        assert result.label == single.label
+
+
+def test_bad_input_is_named(tmp_path, recognizer):
+    from sercal_keras.errors import AudioDecodeError
+
+    with pytest.raises(AudioDecodeError, match="missing.wav"):
+        recognizer.predict_file(tmp_path / "missing.wav")
+    with pytest.raises(AudioDecodeError):
+        recognizer.predict(np.array([0.0, np.nan, 0.1], np.float32), RATE)
+
+
+def test_missing_card_and_ambiguous_folder(tmp_path, saved_model):
+    from sercal_keras import EmotionRecognizer
+    from sercal_keras.errors import ModelFileError
+
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(saved_model / "model.keras", lone / "model.keras")
+    with pytest.raises(ModelFileError, match="model card not found"):
+        EmotionRecognizer.load(lone)
+    for name in ("a", "b"):
+        shutil.copytree(saved_model, tmp_path / "cv" / name)
+    with pytest.raises(ModelFileError, match="holds 2 runs"):
+        EmotionRecognizer.load(tmp_path / "cv")
+    assert EmotionRecognizer.load(tmp_path / "cv" / "a").labels[0] == "neutral"
+
+
+def test_card_that_does_not_fit_the_model_is_refused(tmp_path, saved_model):
+    import json
+
+    from sercal_keras import EmotionRecognizer
+    from sercal_keras.errors import ModelFileError
+
+    run = tmp_path / "bad"
+    shutil.copytree(saved_model, run)
+    card = json.loads((run / "model_card.json").read_text())
+    card["labels"] = card["labels"][:3]
+    (run / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelFileError, match="3 labels"):
+        EmotionRecognizer.load(run)
