@@ -212,8 +212,76 @@ def measure(paths: Sequence[Path], threads: int, runs: int, warmup: int, rounds:
 # ------------------------------------------------------------------ reporting
 
 
+def _reporting():
+    """`(provenance, write_results)` from `benchmarks.common`, or stand-ins on a device.
+
+    `benchmarks.common` imports `sercal_keras` (Keras); on a Raspberry Pi with
+    only numpy + LiteRT the stand-ins record the same fields they can.
+    """
+    try:
+        from benchmarks.common import provenance, write_results
+
+        return provenance, write_results
+    except ImportError:
+        return _device_provenance, _device_write_results
+
+
+def _device_provenance(module: str) -> Dict[str, Any]:
+    import platform
+    import shlex
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for dist in ("numpy", "ai-edge-litert", "tflite-runtime", "soundfile", "soxr"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    cpu = platform.machine()
+    for path, prefix in (("/proc/device-tree/model", ""), ("/proc/cpuinfo", "model name")):
+        try:
+            text = Path(path).read_text(errors="replace").replace("\x00", "")
+        except OSError:
+            continue
+        if not prefix:
+            cpu = text.strip() or cpu
+            break
+        for line in text.splitlines():
+            if line.startswith(prefix):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"command": " ".join(["python", "-m", module] + [shlex.quote(a) for a in sys.argv[1:]]),
+            "git_commit": commit,
+            "machine": {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform()},
+            "versions": versions}
+
+
+def _device_write_results(name: str, payload: Dict[str, Any], text: str) -> Path:
+    import json
+
+    results = Path(__file__).resolve().parent / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    for suffix, content in ((".md", text), (".json", json.dumps(payload, indent=2, default=str) + "\n")):
+        target = results / f"{name}{suffix}"
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(content)
+        os.replace(tmp, target)
+    return results / f"{name}.json"
+
+
+def _markdown_table(headers, rows) -> str:
+    lines = ["| " + " | ".join(str(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 def markdown(payload: Dict[str, Any]) -> str:
-    from benchmarks.common import markdown_table
+    markdown_table = _markdown_table
 
     rows = []
     for r in payload["results"]:
@@ -231,9 +299,9 @@ def markdown(payload: Dict[str, Any]) -> str:
         "",
         f"Command: `{payload['command']}`  ",
         f"Commit: `{payload['git_commit']}`  ",
-        f"Machine: {payload['machine']['cpu']} ({payload['machine']['cpu_count']} cores, x86-64, shared with "
-        f"other jobs: 1-min load average {payload['load_average'][0]:.2f} at start, "
-        f"{payload['load_average_end'][0]:.2f} at end)  ",
+        f"Machine: {payload['machine']['cpu']} ({payload['machine']['cpu_count']} cores, "
+        f"{payload['machine'].get('platform', '')}; 1-min load average {payload['load_average'][0]:.2f} at start, "
+        f"{payload['load_average_end'][0]:.2f} at end: other jobs shared the CPU when it exceeds 1)  ",
         f"Interpreter: {payload['interpreter']}; numpy BLAS threads: {payload['openblas_threads']}  ",
         f"Models: {payload['models_source']}",
         "",
@@ -334,7 +402,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     load_end = os.getloadavg()
 
-    from benchmarks.common import provenance, write_results  # imports Keras: after the measuring
+    provenance, write_results = _reporting()  # may import Keras: only after the measuring
     from edge_demo.runtime import interpreter_class
 
     payload = {
