@@ -36,7 +36,18 @@ def cache_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def trained_run(cache_dir, tmp_path_factory):
+def warm_cache(cache_dir):
+    """Generates the small corpus and its features once, so subprocesses find them cached."""
+    from training.config import TrainConfig
+    from training.trainer import load_data
+
+    config = TrainConfig(corpus_options={"num_speakers": 4, "utterances_per_class": 2})
+    load_data(config, log=lambda message: None).extract(log=lambda message: None)
+    return cache_dir
+
+
+@pytest.fixture(scope="session")
+def trained_run(warm_cache, tmp_path_factory):
     """One finished single run (first fold, 2 epochs) made with the CLI in-process."""
     from training.fit import main
 

@@ -1,0 +1,73 @@
+"""Cross-validation: several folds × seeds, summary (mean ± std, per-run table), resume skip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.training.conftest import read_json
+from training.config import TrainConfig
+from training.cross_validation import run_cross_validation
+
+
+def small_config(out, **overrides) -> TrainConfig:
+    values = dict(corpus_options={"num_speakers": 4, "utterances_per_class": 2}, batch_size=8, epochs=1,
+                  folds=["0", "speakers-s02"], seeds=[0], output_dir=str(out), verbosity=0)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def cv_run(cache_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cv") / "cv"
+    return out, run_cross_validation(small_config(out))
+
+
+def test_summary_matches_the_runs(cv_run):
+    out, summary = cv_run
+    names = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert names == ["speakers-s01_seed0", "speakers-s02_seed0"]
+    runs = [read_json(out / name / "metrics.json") for name in names]
+    assert [r["fold"] for r in runs] == ["speakers-s01", "speakers-s02"]
+    assert read_json(out / "summary.json") == summary
+    for level in ("utterance", "segment"):
+        for key in ("ua", "wa", "macro_f1"):
+            values = np.array([r[level][key] for r in runs])
+            stats = summary["metrics"][level][key]
+            assert stats["mean"] == pytest.approx(values.mean())
+            assert stats["std"] == pytest.approx(values.std(ddof=1))
+            assert stats["n"] == 2
+    pooled = np.sum([r["utterance"]["confusion_matrix"] for r in runs], axis=0)
+    assert summary["pooled_utterance_confusion_matrix"] == pooled.tolist()
+    assert [row["fold"] for row in summary["runs"]] == ["speakers-s01", "speakers-s02"]
+    assert summary["speaker_independent"] is True
+    md = (out / "summary.md").read_text()
+    assert "| utterance |" in md and "speakers-s02" in md and "mean" in md.lower()
+
+
+def test_finished_runs_are_skipped(cv_run):
+    out, summary = cv_run
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/model.keras")}
+    again = run_cross_validation(small_config(out, seeds=[0]))
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/model.keras")} == stamps
+    assert again["metrics"] == summary["metrics"]
+
+
+def test_more_seeds_train_only_the_new_runs(cv_run):
+    out, _ = cv_run
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/model.keras")}
+    summary = run_cross_validation(small_config(out, seeds=[0, 1], folds=["0"]))
+    assert summary["num_runs"] == 2
+    assert [(r["fold"], r.get("seed")) for r in summary["runs"]] == [("speakers-s01", 0), ("speakers-s01", 1)]
+    assert (out / "speakers-s01_seed1" / "metrics.json").is_file()
+    for path, stamp in stamps.items():
+        assert path.stat().st_mtime_ns == stamp
+
+
+def test_same_fold_same_seed_is_deterministic(cv_run, tmp_path):
+    """Re-training a finished fold × seed from scratch gives the same test metrics."""
+    out, _ = cv_run
+    summary = run_cross_validation(small_config(tmp_path / "again", folds=["0"]))
+    first = read_json(out / "speakers-s01_seed0" / "metrics.json")
+    assert summary["runs"][0]["utterance_ua"] == pytest.approx(first["utterance"]["ua"])
+    assert summary["metrics"]["segment"]["wa"]["mean"] == pytest.approx(first["segment"]["wa"], abs=1e-6)

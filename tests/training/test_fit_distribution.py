@@ -1,0 +1,112 @@
+"""tf.distribute: two logical CPUs give what one device gives; two workers on loopback.
+
+Each case runs in fresh processes: the logical-device split and the
+multi-worker runtime must be configured before TensorFlow starts.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from tests.training.conftest import REPO_ROOT, SMALL_CORPUS, free_port, read_json, subprocess_env
+
+MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    replicas, out = int(sys.argv[1]), sys.argv[2]
+    from training.strategy import split_cpu
+    if replicas > 1:
+        split_cpu(replicas)  # before any other TensorFlow op
+    from training.config import TrainConfig
+    from training.cross_validation import run_cross_validation
+    config = TrainConfig(corpus_options={"num_speakers": 4, "utterances_per_class": 2}, epochs=2,
+                         batch_size=8 // replicas, validation_fraction=0.0, output_dir=out, verbosity=0)
+    run_cross_validation(config)
+    """
+)
+
+
+def losses(run_dir):
+    return np.array([float(r["loss"]) for r in csv.DictReader((run_dir / "history.csv").open())])
+
+
+def test_two_logical_cpus_match_one_device(warm_cache, tmp_path):
+    """Global batch 8 as 1 × 8 and as 2 replicas × 4: same losses, same model, within float tolerance."""
+    results, procs = {}, {}
+    for replicas in (1, 2):  # both at once: each is mostly single-threaded start-up
+        out = tmp_path / f"r{replicas}"
+        procs[replicas] = subprocess.Popen([sys.executable, "-c", MIRRORED_SCRIPT, str(replicas), str(out)],
+                                           cwd=REPO_ROOT, env=subprocess_env(warm_cache), stdout=subprocess.PIPE,
+                                           stderr=subprocess.STDOUT, text=True)
+        results[replicas] = out
+    for replicas, proc in procs.items():
+        output = proc.communicate(timeout=240)[0]
+        assert proc.returncode == 0, output[-3000:]
+    one, two = results[1], results[2]
+    meta = read_json(two / "metrics.json")
+    assert (meta["replicas"], meta["global_batch_size"]) == (2, 8)
+    assert read_json(one / "metrics.json")["replicas"] == 1
+    np.testing.assert_allclose(losses(two), losses(one), rtol=5e-3)
+
+    import keras
+
+    import sercal_keras  # noqa: F401
+
+    features = np.random.default_rng(0).normal(0, 30, (16, 26, 63)).astype(np.float32)
+    p1 = keras.models.load_model(one / "model.keras").predict(features, verbose=0)
+    p2 = keras.models.load_model(two / "model.keras").predict(features, verbose=0)
+    np.testing.assert_allclose(p2, p1, atol=2e-2)
+
+
+def test_two_workers_on_loopback_write_one_model(warm_cache, tmp_path):
+    out = tmp_path / "mw"
+    ports = [free_port(), free_port()]
+    procs = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": [f"localhost:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "training.fit", *SMALL_CORPUS, "--epochs", "1", "--batch-size", "4",
+             "--output-dir", str(out)],
+            cwd=REPO_ROOT, env=subprocess_env(warm_cache, TF_CONFIG=json.dumps(tf_config)),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    try:
+        outputs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+    assert "MultiWorkerMirroredStrategy: 2 workers, 2 replicas" in outputs[0]
+    assert "UA" in outputs[0] and "UA" not in outputs[1]  # only the chief reports
+    assert sorted(p.name for p in out.glob("**/*.keras")) == ["model.keras"]
+    meta = read_json(out / "metrics.json")
+    assert (meta["replicas"], meta["global_batch_size"]) == (2, 8)
+    from training.strategy import Distribution
+
+    worker_tmp = Distribution(None, "multi_worker", 2, 2, "worker", 1, False, ()).worker_dir(out)
+    assert not worker_tmp.exists(), "the non-chief worker's temporary folder is removed"
+
+
+def test_mixed_precision_trains_and_saves_a_float32_model(cache_dir, tmp_path):
+    from tests.training.conftest import SMALL
+    from training.fit import main
+
+    out = tmp_path / "mp"
+    assert main(SMALL + ["--epochs", "1", "--mixed-precision", "--validation-fraction", "0", "--output-dir",
+                         str(out)]) == 0
+    import keras
+
+    import sercal_keras  # noqa: F401
+
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
+    model = keras.models.load_model(out / "model.keras")
+    assert model.dtype_policy.name == "float32"
+    assert read_json(out / "config.json")["mixed_precision"] is True
