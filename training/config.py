@@ -433,7 +433,11 @@ def config_from_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
         values["output_dir"] = str(resume)
     config = TrainConfig()
     if config_file is not None:
-        config.update(load_config_file(config_file), source=f"--config {config_file}")
+        data = load_config_file(config_file)
+        if resume is not None:  # how loudly to run is not part of the run
+            for key in ("verbosity", "json_output", "overwrite"):
+                data.pop(key, None)
+        config.update(data, source=f"--resume {resume}" if resume is not None else f"--config {config_file}")
     options = args.pop("corpus_option", None)
     if options:
         merged = dict(config.corpus_options)

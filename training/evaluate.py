@@ -29,6 +29,16 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 PROG = "python -m training.evaluate"
+_DESCRIPTION = """\
+Evaluate a saved model (a run directory, or model.keras with model_card.json beside
+it) on any corpus and split, with the features its card describes: WA, UA, macro-F1,
+per-class recall and the confusion matrix, segment- and utterance-level, as training.
+
+What is evaluated: with no --corpus/--protocol/--folds, the model's own test fold
+(a re-check of its metrics.json); with --protocol/--folds, those folds' test parts;
+another corpus without --protocol, all of it. Labels are matched by name: a corpus
+label the model does not know is refused unless --label-map or --drop-unknown-labels.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = OneLineErrorParser(
         prog=PROG,
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
         "  python -m training.evaluate runs/emodb_fa_ca/speakers-03+08_seed0\n"

@@ -150,6 +150,15 @@ def test_same_command_again_skips_and_other_settings_are_refused(trained_run, ca
     assert "different settings" in err and "epochs" in err and "--overwrite" in err
 
 
+def test_resume_uses_the_saved_config(trained_run, capsys):
+    before = (trained_run / "model.keras").stat().st_mtime_ns
+    assert main(["--resume", str(trained_run)]) == 0
+    assert (trained_run / "model.keras").stat().st_mtime_ns == before
+    assert "skipped" in capsys.readouterr().out
+    assert main(["--resume", str(trained_run), "--epochs", "9"]) == 2
+    assert "different settings" in capsys.readouterr().err
+
+
 def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     (tmp_path / "precious.txt").write_text("keep me")
     assert main(SMALL + ["--output-dir", str(tmp_path), "--overwrite"]) == 2
