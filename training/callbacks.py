@@ -35,7 +35,9 @@ import numpy as np
 from sercal_keras import metrics
 from sercal_keras.io_utils import write_json, write_text
 
-HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_wa", "val_ua", "learning_rate", "seconds")
+#: `seconds`: the training part of the epoch; `validation_seconds`: the validation after it.
+HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_wa", "val_ua", "learning_rate", "seconds",
+                  "validation_seconds")
 
 
 def make_predict_fn(model: keras.Model, batch_size: int = 256) -> Callable[[np.ndarray], np.ndarray]:
@@ -232,8 +234,10 @@ class ValidationUA(keras.callbacks.Callback):
             row["learning_rate"] = float(f"{float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)):.6g}")
         except Exception:  # pragma: no cover  (no optimizer: not from fit)
             pass
+        row["seconds"] = round(time.perf_counter() - self._epoch_start, 3)
         diverged = not math.isfinite(row.get("loss", 0.0))
         if self.validation is not None and not diverged:
+            validation_start = time.perf_counter()
             scores = self.evaluate_validation()
             logs.update(scores)
             row.update(scores)
@@ -246,7 +250,7 @@ class ValidationUA(keras.callbacks.Callback):
                 if self.patience and self.state["wait"] >= self.patience:
                     self.model.stop_training = True
                     self.state["stopped_early"] = True
-        row["seconds"] = round(time.perf_counter() - self._epoch_start, 3)
+            row["validation_seconds"] = round(time.perf_counter() - validation_start, 3)
         self.state["history"].append(row)
         self._save_state()
         self._write_history()

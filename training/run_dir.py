@@ -6,7 +6,7 @@ Layout. One fold and one seed: the output directory *is* the run directory:
       model.keras          best epoch on validation UA (training speakers only)
       model_card.json      labels, FeatureConfig, normalisation, corpus, variant, versions, fold/seed
       metrics.json         test fold: WA, UA, macro-F1, per-class recall, confusion (segment + utterance)
-      history.csv          per epoch: loss, accuracy, val_loss, val_wa, val_ua, learning_rate, seconds
+      history.csv          per epoch: loss, accuracy, val_loss, val_wa, val_ua, learning_rate, seconds, validation_seconds
       confusion.png  training_curves.png
       config.json          the exact config of this run (usable as --config)
       versions.json        library versions

@@ -224,6 +224,8 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
         f"test {len(fold.test)} utterances (speakers {', '.join(fold.test_speakers) or 'mixed'})")
 
     # ---- model under the strategy
+    if config.mixed_precision and not any("GPU" in d.upper() for d in distribution.devices):
+        log("  note: --mixed-precision on CPU is slower than float32; it is meant for GPUs")
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     try:
         with distribution.strategy.scope():
@@ -270,7 +272,7 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
         bad = next((row["epoch"] for row in history if not math.isfinite(row.get("loss", 0.0))), None)
         raise TrainingDivergedError(
             f"fold {fold.name} seed {seed}: the loss became NaN/Inf at epoch {bad if bad is None else bad + 1}; "
-            "lower --learning-rate or check the features"
+            "lower --learning-rate or check the features, then start over with --overwrite"
         )
     weights = monitor.best_weights_path if validation is not None else monitor.last_weights_path
     model.load_weights(str(weights))
@@ -281,7 +283,8 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
     inference_model.set_weights(model.get_weights())
     probs = make_predict_fn(inference_model)(test_set.features)
     result = metrics.evaluate_segments(probs, test_set.labels, test_set.utterance_index, labels)
-    train_seconds = sum(float(row.get("seconds") or 0.0) for row in history)
+    train_seconds = sum(float(row.get("seconds") or 0.0) + float(row.get("validation_seconds") or 0.0)
+                        for row in history)
     epoch_seconds = [float(row["seconds"]) for row in history if row.get("seconds")]
     info = {
         "corpus": corpus.name,
@@ -306,6 +309,7 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
         "replicas": distribution.num_replicas,
         "global_batch_size": global_batch,
         "train_seconds": round(train_seconds, 2),
+        # training throughput: segments / median training time of an epoch (validation excluded)
         "segments_per_second": round(len(train_set) / np.median(epoch_seconds), 1) if epoch_seconds else None,
     }
     metrics_doc = {**info, "utterance": result["utterance"], "segment": result["segment"]}
