@@ -65,20 +65,20 @@ def blocker_dir(tmp_path_factory) -> Path:
     return path
 
 
-def edge_env(blocker_dir: Path, blocked: Sequence[str] = HEAVY) -> Dict[str, str]:
+def edge_env(blocker_dir: Path, blocked: Sequence[str] = HEAVY, extra_path: Sequence[Path] = ()) -> Dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(blocker_dir), str(REPO_ROOT)])
+    env["PYTHONPATH"] = os.pathsep.join([str(blocker_dir), *map(str, extra_path), str(REPO_ROOT)])
     env["EDGE_TEST_BLOCKED"] = ",".join(blocked)
     env.pop("SERCAL_FRONTEND", None)
     return env
 
 
 def run_edge(blocker_dir: Path, tool: str, *args, blocked: Sequence[str] = HEAVY, timeout: float = 120,
-             cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
+             cwd: Optional[Path] = None, extra_path: Sequence[Path] = ()) -> subprocess.CompletedProcess:
     """`python -m edge_demo.<tool> args…` with the heavy modules blocked."""
     return subprocess.run(
         [sys.executable, "-m", f"edge_demo.{tool}", *[str(a) for a in args]],
-        cwd=str(cwd or REPO_ROOT), env=edge_env(blocker_dir, blocked),
+        cwd=str(cwd or REPO_ROOT), env=edge_env(blocker_dir, blocked, extra_path),
         capture_output=True, text=True, timeout=timeout,
     )
 

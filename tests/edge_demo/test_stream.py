@@ -118,3 +118,50 @@ def test_microphone_without_sounddevice_exits_with_a_clear_message(edge_models, 
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert "sounddevice" in line and "--wav" in line
+
+
+_FAKE_SOUNDDEVICE = """
+import threading, time
+import numpy as np
+
+class InputStream:
+    \"\"\"A microphone that plays a 220 Hz tone in `blocksize` blocks from its own thread.\"\"\"
+    def __init__(self, samplerate, channels, dtype, blocksize, device, callback):
+        assert channels == 1 and dtype == "float32"
+        self.rate, self.block, self.callback, self.stopped = samplerate, blocksize, callback, False
+        print(f"fake microphone: device={device!r} rate={samplerate} block={blocksize}", flush=True)
+
+    def __enter__(self):
+        def run():
+            start = 0
+            while not self.stopped:
+                t = np.arange(start, start + self.block) / self.rate
+                self.callback((0.2 * np.sin(2 * np.pi * 220 * t)).astype("float32")[:, None], self.block, None, None)
+                start += self.block
+                time.sleep(0.001)
+        threading.Thread(target=run, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped = True
+
+def query_devices():
+    return "  0 fake microphone, ALSA (1 in, 0 out)"
+"""
+
+
+def test_live_microphone_path_with_a_fake_sounddevice(edge_models, blocker_dir, tmp_path):
+    (tmp_path / "sounddevice.py").write_text(_FAKE_SOUNDDEVICE)
+    blocked = tuple(b for b in DEVICE_ONLY if b != "sounddevice")
+    result = run_edge(blocker_dir, "stream", "--list-devices", blocked=blocked, extra_path=[tmp_path])
+    assert result.returncode == 0 and "fake microphone" in result.stdout
+    result = run_edge(blocker_dir, "stream", "--model", edge_models.tflite["int8"], "--device", "0",
+                      "--duration", "3", "--json", blocked=blocked, extra_path=[tmp_path])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "fake microphone: device=0 rate=16000 block=6400"
+    updates = [json.loads(line)["update"] for line in lines[1:-1]]
+    summary = json.loads(lines[-1])["summary"]
+    # --duration 3 stops at the first whole block past 3 s: 8 blocks of 0.4 s.
+    assert [u["end_s"] for u in updates] == [2.0, 2.4, 2.8, 3.2] and summary["updates"] == 4
+    assert summary["source"] == "microphone 0" and summary["audio_s"] == 3.2
