@@ -21,15 +21,24 @@ from tests.training.conftest import REPO_ROOT, SMALL_CORPUS, free_port, read_jso
 MIRRORED_SCRIPT = textwrap.dedent(
     """
     import sys
-    replicas, out = int(sys.argv[1]), sys.argv[2]
+    out = sys.argv[1]
     from training.strategy import split_cpu
-    if replicas > 1:
-        split_cpu(replicas)  # before any other TensorFlow op
+    split_cpu(2)  # before any other TensorFlow op
+    import tensorflow as tf
+    from training import cross_validation
     from training.config import TrainConfig
-    from training.cross_validation import run_cross_validation
-    config = TrainConfig(corpus_options={"num_speakers": 4, "utterances_per_class": 2}, epochs=2,
-                         batch_size=8 // replicas, validation_fraction=0.0, output_dir=out, verbosity=0)
-    run_cross_validation(config)
+    from training.strategy import Distribution, make_distribution
+
+    two = make_distribution()  # what training.fit does: every logical CPU device
+    assert two.num_replicas == 2, two.describe()
+    one_strategy = tf.distribute.MirroredStrategy(devices=["/cpu:0"])
+    one = Distribution(one_strategy, "mirrored", 1, 1, None, 0, True, ("/cpu:0",))
+    for distribution, replicas in ((one, 1), (two, 2)):
+        cross_validation._DISTRIBUTION = distribution
+        config = TrainConfig(corpus_options={"num_speakers": 4, "utterances_per_class": 2}, epochs=2,
+                             batch_size=8 // replicas, validation_fraction=0.0, output_dir=f"{out}/r{replicas}",
+                             verbosity=0)
+        cross_validation.run_cross_validation(config)
     """
 )
 
@@ -39,18 +48,11 @@ def losses(run_dir):
 
 
 def test_two_logical_cpus_match_one_device(warm_cache, tmp_path):
-    """Global batch 8 as 1 × 8 and as 2 replicas × 4: same losses, same model, within float tolerance."""
-    results, procs = {}, {}
-    for replicas in (1, 2):  # both at once: each is mostly single-threaded start-up
-        out = tmp_path / f"r{replicas}"
-        procs[replicas] = subprocess.Popen([sys.executable, "-c", MIRRORED_SCRIPT, str(replicas), str(out)],
-                                           cwd=REPO_ROOT, env=subprocess_env(warm_cache), stdout=subprocess.PIPE,
-                                           stderr=subprocess.STDOUT, text=True)
-        results[replicas] = out
-    for replicas, proc in procs.items():
-        output = proc.communicate(timeout=240)[0]
-        assert proc.returncode == 0, output[-3000:]
-    one, two = results[1], results[2]
+    """Global batch 8 as 1 device × 8 and as 2 logical CPUs × 4: same losses, same model (float tolerance)."""
+    proc = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, str(tmp_path)], cwd=REPO_ROOT,
+                          env=subprocess_env(warm_cache), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    one, two = tmp_path / "r1", tmp_path / "r2"
     meta = read_json(two / "metrics.json")
     assert (meta["replicas"], meta["global_batch_size"]) == (2, 8)
     assert read_json(one / "metrics.json")["replicas"] == 1

@@ -13,19 +13,21 @@ import time
 
 import pytest
 
-from tests.training.conftest import REPO_ROOT, SMALL_CORPUS, run_fit_subprocess, subprocess_env
+from tests.training.conftest import REPO_ROOT, SMALL_CORPUS, subprocess_env
 
 EPOCHS = 8
 
 
-def test_killed_run_resumes_from_its_last_epoch(warm_cache, tmp_path):
+def test_killed_run_resumes_from_its_last_epoch(warm_cache, tmp_path, capsys):
+    from training.fit import main
+
     cache_dir = warm_cache
     out = tmp_path / "resume"
     args = [*SMALL_CORPUS, "--epochs", str(EPOCHS), "--batch-size", "4", "--output-dir", str(out)]
     state = out / ".checkpoints" / "state.json"
+    log = (tmp_path / "first.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "training.fit", *args], cwd=REPO_ROOT,
-                            env=subprocess_env(cache_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            env=subprocess_env(cache_dir), stdout=log, stderr=subprocess.STDOUT)
     done_before_kill = 0
     try:
         deadline = time.time() + 180
@@ -38,23 +40,25 @@ def test_killed_run_resumes_from_its_last_epoch(warm_cache, tmp_path):
                 if done_before_kill >= 2:
                     break
             time.sleep(0.05)
-        assert proc.poll() is None, "the run finished before it could be killed:\n" + proc.stdout.read()[-2000:]
+        assert proc.poll() is None, "the run ended before it could be killed:\n" + (tmp_path / "first.log").read_text()[-2000:]
         proc.send_signal(signal.SIGKILL)  # no chance to clean up
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
+        log.close()
     assert done_before_kill >= 2
     assert not (out / "metrics.json").exists()
     assert (out / ".checkpoints" / "backup").is_dir()
 
-    again = run_fit_subprocess(args, cache_dir)
-    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
-    assert "resuming after epoch" in again.stdout
-    resumed_at = int(again.stdout.split("resuming after epoch ")[1].split()[0])
+    capsys.readouterr()
+    assert main(args) == 0  # the same command again (in this process)
+    stdout = capsys.readouterr().out
+    assert "resuming after epoch" in stdout
+    resumed_at = int(stdout.split("resuming after epoch ")[1].split()[0])
     assert resumed_at >= 2
-    # the second process ran only the remaining epochs
-    assert again.stdout.count(f"Epoch {EPOCHS}/{EPOCHS}") == 1 and f"Epoch 1/{EPOCHS}" not in again.stdout
+    # the second run trained only the remaining epochs
+    assert stdout.count(f"Epoch {EPOCHS}/{EPOCHS}") == 1 and f"Epoch 1/{EPOCHS}" not in stdout
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(EPOCHS))
     metrics = json.loads((out / "metrics.json").read_text())
