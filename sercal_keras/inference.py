@@ -33,7 +33,7 @@ from sercal_keras.audio.frontend import (
     to_mono,
 )
 from sercal_keras.errors import AudioDecodeError, ModelFileError
-from sercal_keras.model_card import MODEL_CARD_NAME, ModelCard, card_path_for
+from sercal_keras.model_card import ModelCard, card_path_for
 
 PathLike = Union[str, Path]
 MODEL_NAME = "model.keras"
@@ -249,4 +249,4 @@ class EmotionRecognizer:
                 f"labels={list(self.labels)})")
 
 
-__all__ = ["EmotionPrediction", "EmotionRecognizer", "MODEL_CARD_NAME", "prepare_waveform", "resolve_model_path"]
+__all__ = ["EmotionPrediction", "EmotionRecognizer", "prepare_waveform", "resolve_model_path"]

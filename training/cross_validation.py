@@ -12,12 +12,9 @@ every metric over the runs and a per-run table.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shlex
 import shutil
 import sys
-import time
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np

@@ -31,7 +31,7 @@ import shutil
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from sercal_keras.errors import ConfigError, ModelFileError
+from sercal_keras.errors import ConfigError
 
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.json"

@@ -11,12 +11,11 @@ weights → test metrics (segment and utterance level) → run directory.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
-import pytest
 
 from tests.training.conftest import REPO_ROOT, SMALL_CORPUS, free_port, read_json, subprocess_env
 
