@@ -23,7 +23,6 @@ same commit that trained and exported the model.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 import sys
@@ -130,33 +129,4 @@ def load_frontend(path: Optional[os.PathLike] = None) -> ModuleType:
             f"{path} lacks {missing}: it is an older copy of sercal_keras/audio/frontend.py. "
             "Copy the file from the commit that exported the model."
         )
-    _memoize_constants(module)
     return module
-
-
-def _memoize_constants(module: ModuleType) -> None:
-    """Caches the front-end's constant matrices (mel filterbank, DCT, window) per config.
-
-    `mfcc` rebuilds them on every call; for one 2 s window the mel filterbank
-    alone costs about as much as the rest of the MFCC (measured ~1-3 ms of ~3 ms
-    on x86), which matters when streaming. The cached functions return the same
-    arrays (read-only), so the features are unchanged; only this process's
-    `sercal_frontend` module object is affected, never the file.
-    """
-    for name in ("mel_filterbank", "dct_matrix", "hann_window"):
-        function = getattr(module, name, None)
-        if function is None or hasattr(function, "cache_info"):
-            continue  # absent, or the front-end caches it itself
-        setattr(module, name, _read_only_cache(function))
-
-
-def _read_only_cache(function):
-    @functools.lru_cache(maxsize=8)
-    def cached(*args, **kwargs):
-        result = function(*args, **kwargs)
-        result.setflags(write=False)
-        return result
-
-    cached.__wrapped__ = function
-    cached.__doc__ = function.__doc__
-    return cached

@@ -26,6 +26,7 @@ up to ~1100) on real speech and edge cases.
 """
 
 import dataclasses
+import functools
 import math
 import os
 import struct
@@ -407,11 +408,30 @@ def mel_to_hz(mels: np.ndarray) -> np.ndarray:
     return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
 
 
+def _read_only_cache(function):
+    """Memoises a constant-matrix builder; the cached arrays are made read-only.
+
+    Building the mel filterbank costs about as much as the rest of one 2 s
+    window's MFCC, which matters when streaming; the config is hashable (frozen).
+    """
+    cached = functools.lru_cache(maxsize=8)(function)
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        result = cached(*args, **kwargs)
+        result.setflags(write=False)
+        return result
+
+    wrapper.cache_info = cached.cache_info
+    return wrapper
+
+
+@_read_only_cache
 def mel_filterbank(config: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """The Slaney-normalised mel filterbank, identical to `librosa.filters.mel`.
 
     Returns:
-        float32 (n_mels, 1 + n_fft // 2).
+        float32 (n_mels, 1 + n_fft // 2), read-only (cached per config).
     """
     fmax = config.fmax if config.fmax is not None else config.sample_rate / 2
     fft_freqs = np.fft.rfftfreq(config.n_fft, d=1.0 / config.sample_rate)
@@ -426,6 +446,7 @@ def mel_filterbank(config: FeatureConfig = FeatureConfig()) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+@_read_only_cache
 def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
     """Orthonormal DCT-II as an (n_out, n_in) float32 matrix (`scipy.fft.dct(norm="ortho")`)."""
     k = np.arange(n_out)[:, None]
@@ -435,6 +456,7 @@ def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
     return basis.astype(np.float32)
 
 
+@_read_only_cache
 def hann_window(length: int) -> np.ndarray:
     """Periodic Hann window (`scipy.signal.get_window("hann", length)`), float32."""
     return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / length)).astype(np.float32)

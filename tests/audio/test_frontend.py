@@ -286,4 +286,4 @@ def test_frontend_source_imports_only_numpy_and_stdlib():
         for line in source.splitlines()
         if line.startswith(("import ", "from "))
     }
-    assert imports <= {"dataclasses", "math", "os", "struct", "typing", "numpy"}, imports
+    assert imports <= {"__future__", "dataclasses", "functools", "math", "os", "struct", "typing", "numpy"}, imports
