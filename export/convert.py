@@ -31,7 +31,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from sercal_keras.errors import ConfigError, ExportError
+from sercal_keras.errors import ConfigError, ExportError, SercalError
 
 MODES = ("float32", "float16", "dynamic", "int8", "qat")
 #: What `--mode all` means (QAT trains, so it is only run when asked for).
@@ -136,6 +136,8 @@ def _run_converter(convert_fn, what: str) -> bytes:
     try:
         with _quiet():
             return convert_fn()
+    except SercalError:
+        raise
     except Exception as error:  # noqa: BLE001  (the converter raises many types)
         message = str(error).strip().splitlines()
         detail = " | ".join(line.strip() for line in message[:6])[:1200]
