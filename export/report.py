@@ -168,10 +168,18 @@ def variant_metrics(probs: np.ndarray, data, labels: Sequence[str], reference: O
 
     result = metrics.evaluate_segments(probs, data.labels, data.utterance_index, labels)
     if reference is not None:
-        _, utt_ref = metrics.aggregate_by_utterance(reference, data.utterance_index)
+        ids, utt_ref = metrics.aggregate_by_utterance(reference, data.utterance_index)
         _, utt_probs = metrics.aggregate_by_utterance(probs, data.utterance_index)
+        _, utt_true = metrics.utterance_labels(data.labels, data.utterance_index)
         result["agreement_segment"] = float(np.mean(reference.argmax(1) == probs.argmax(1)))
         result["agreement_utterance"] = float(np.mean(utt_ref.argmax(1) == utt_probs.argmax(1)))
+        ranked = np.sort(utt_ref, axis=1)
+        margins = ranked[:, -1] - ranked[:, -2]  # float top-1 minus top-2 utterance probability
+        result["median_float_margin"] = float(np.median(margins))
+        result["utterance_flips"] = [
+            {"utterance": int(ids[i]), "true": labels[int(utt_true[i])], "float": labels[int(utt_ref[i].argmax())],
+             "variant": labels[int(utt_probs[i].argmax())], "float_margin": round(float(margins[i]), 4)}
+            for i in np.flatnonzero(utt_ref.argmax(1) != utt_probs.argmax(1))]
         result["mean_kl"] = float(np.mean(kl_divergence(reference, probs)))
         result["max_abs_diff"] = float(np.max(np.abs(reference - probs)))
     return result
@@ -240,7 +248,7 @@ def build_markdown(doc: Dict[str, Any]) -> str:
         lines += [doc["run_metrics_check"], ""]
     lines += ["## Main table (utterance level; Δ vs the float Keras model)", ""]
     headers = ["model", "input", "size KB (% f32)", "UA %", "ΔUA pp", "WA %", "macro-F1 %",
-               "agree seg %", "agree utt %", "mean KL", "1 thread ms (p95)", f"{doc['environment']['cpu_count']} "
+               "agree seg %", "agree utt %", "mean KL", "1 thread ms: median (p95; CPU)", f"{doc['environment']['cpu_count']} "
                "threads ms", "XNNPACK partitions"]
     rows = []
     for v in doc["variants"]:
@@ -257,7 +265,7 @@ def build_markdown(doc: Dict[str, Any]) -> str:
             _pct(utt["ua"]), _pp(v.get("delta_ua")), _pct(utt["wa"]), _pct(utt["macro_f1"]),
             _pct(v["metrics"].get("agreement_segment")), _pct(v["metrics"].get("agreement_utterance")),
             "–" if v["metrics"].get("mean_kl") is None else f"{v['metrics']['mean_kl']:.4f}",
-            "–" if not one else f"{one['median_ms']:.3f} ({one['p95_ms']:.3f})",
+            "–" if not one else f"{one['median_ms']:.3f} ({one['p95_ms']:.3f}; CPU {one['cpu_median_ms']:.3f})",
             "–" if not many else f"{many['median_ms']:.3f} ({many['p95_ms']:.3f})",
             part_text,
         ])
@@ -269,6 +277,22 @@ def build_markdown(doc: Dict[str, Any]) -> str:
     for check in doc["targets"]:
         lines.append(f"- {'✅' if check['met'] else '❌'} {check['text']}")
     lines.append("")
+    counts = doc["variants"][0]["metrics"]["utterance"]["support"]
+    smallest = min((n for n in counts.values() if n), default=0)
+    if smallest:
+        lines += [f"Resolution: one utterance of the smallest class ({smallest} utterances) moves UA by "
+                  f"{100 / smallest / len([n for n in counts.values() if n]):.1f} pp; one segment is "
+                  f"{100 / doc['data']['segments']:.2f} pp of segment agreement.", ""]
+    flips = [(v["name"], v["input_kind"], f) for v in doc["variants"][1:]
+             for f in v["metrics"].get("utterance_flips", [])]
+    if flips:
+        margin = doc["variants"][1]["metrics"].get("median_float_margin")
+        lines += ["Utterances whose prediction changes vs float (float margin = top-1 minus top-2 of the "
+                  "float model's utterance probabilities" + (f"; median over all utterances {margin:.2f}"
+                                                               if margin is not None else "") + "):", ""]
+        lines += [markdown_table(["model", "input", "utterance", "true", "float →", "→ variant", "float margin"],
+                                 [[n, k, f["utterance"], f["true"], f["float"], f["variant"], f"{f['float_margin']:.3f}"]
+                                  for n, k, f in flips]), ""]
 
     labels = doc["labels"]
     lines += ["## Per-class recall (utterance level, %; Δ pp vs float)", ""]
@@ -412,10 +436,13 @@ def make_report(model_path, output_dir=None, modes: Sequence[str] = DEFAULT_MODE
     from export.qat import qat_edge_graph, train_qat
     from export.representative import load_fold, split_segments
     from export.tflite import (check_output_dir, edge_inputs, gather_data, load_source, parse_inputs,
-                               parse_modes)
+                               parse_modes, plan_variants)
 
-    modes = parse_modes(modes)
+    requested = list(modes)
+    modes = parse_modes(requested)
     kinds = parse_inputs(inputs)
+    skipped: List[str] = []
+    pairs = plan_variants(requested, kinds, lambda message: skipped.append(message))
     if split not in ("train", "test"):
         raise ConfigError(f"--split must be 'train' or 'test'. Received: {split!r}")
     for name, value in (("--representative-size", representative_size), ("--latency-runs", latency_runs),
@@ -476,12 +503,11 @@ def make_report(model_path, output_dir=None, modes: Sequence[str] = DEFAULT_MODE
         return variant, graph
 
     int8_graph = None
-    for kind in kinds:
-        for mode in modes:
-            variant, graph = evaluate(kind, mode)
-            variants.append(variant)
-            if kind == "mfcc" and mode == "int8":
-                int8_graph = graph
+    for kind, mode in pairs:
+        variant, graph = evaluate(kind, mode)
+        variants.append(variant)
+        if kind == "mfcc" and mode == "int8":
+            int8_graph = graph
 
     layer_rows = []
     if int8_graph is not None:
@@ -553,7 +579,8 @@ def make_report(model_path, output_dir=None, modes: Sequence[str] = DEFAULT_MODE
         "keep_float": keep_docs,
         "layer_errors": layer_rows,
         "qat": qat_doc,
-        "notes": sorted({note for v in variants for note in v.extra.get("notes", [])}),
+        "notes": sorted({note for v in variants for note in v.extra.get("notes", [])}) + [
+            s[0].upper() + s[1:] + " (not offered)." for s in skipped],
         "figures": {name.replace(".png", ""): name for name in figures},
         "environment": {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "versions": library_versions(),
                         "git_commit": git_commit()},

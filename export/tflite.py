@@ -161,6 +161,29 @@ def parse_modes(modes: Sequence[str]) -> List[str]:
     return result
 
 
+#: (input kind, mode) pairs that are not offered, and why (see export.convert).
+UNSUPPORTED = {("waveform", "dynamic"): "dynamic-range quantization destroys the float MFCC front-end"}
+
+
+def plan_variants(requested: Sequence[str], kinds: Sequence[str], log: Callable[[str], None] = print):
+    """The (kind, mode) pairs to make. An unsupported pair asked for by name is a `ConfigError`;
+    one that only comes from `all` is skipped with a message."""
+    modes = parse_modes(requested)
+    named = {m.strip() for item in requested for m in str(item).split(",") if m.strip() not in ("", "all")}
+    pairs = []
+    for kind in kinds:
+        for mode in modes:
+            reason = UNSUPPORTED.get((kind, mode))
+            if reason and mode in named:
+                raise ConfigError(f"--mode {mode} with --input {kind} is not offered: {reason}; "
+                                  "use float16 or int8 (its front-end stays float)")
+            if reason:
+                log(f"skipping {kind} {mode}: {reason}")
+                continue
+            pairs.append((kind, mode))
+    return pairs
+
+
 def parse_inputs(value: str) -> List[str]:
     if value == "both":
         return list(INPUT_KINDS)
@@ -383,11 +406,12 @@ def convert_and_verify(source: Source, graph, mode: str, data: ExportInputs, ref
     return ExportedModel(name, kind, mode, conversion.content, card, verification, conversion)
 
 
-def export_models(source: Source, modes: Sequence[str], inputs: Sequence[str], data: ExportInputs,
+def export_models(source: Source, pairs: Sequence[tuple], data: ExportInputs,
                   min_agreement: float = DEFAULT_MIN_AGREEMENT, keep_float: Sequence[str] = (),
                   qat_epochs: int = 3, qat_target: str = "teacher", form: Optional[str] = None,
                   log: Callable[[str], None] = print) -> List[ExportedModel]:
-    """Converts and verifies every (input, mode); writes nothing."""
+    """Converts and verifies every (input kind, mode) pair; writes nothing."""
+    modes = [mode for _, mode in pairs]
     from export.edge_model import mfcc_edge_model, waveform_edge_model
     from export.qat import qat_edge_graph, quantizer_ranges, train_qat
 
@@ -400,16 +424,15 @@ def export_models(source: Source, modes: Sequence[str], inputs: Sequence[str], d
         qat_info = {"qat": {"epochs": qat_epochs, "target": qat_target, "loss": losses,
                             "segments": int(len(data.training)), "ranges": quantizer_ranges(trained)}}
     results = []
-    for kind in inputs:
-        for mode in modes:
-            if mode == "qat":
-                graph = qat_edge_graph(source.model, trained, kind, source.feature_config)
-            elif kind == "mfcc":
-                graph = mfcc_edge_model(source.model, batch_size=1, form=form)
-            else:
-                graph = waveform_edge_model(source.model, source.feature_config, batch_size=1, form=form)
-            results.append(convert_and_verify(source, graph, mode, data, reference, min_agreement,
-                                              keep_float, qat_info if mode == "qat" else None, log))
+    for kind, mode in pairs:
+        if mode == "qat":
+            graph = qat_edge_graph(source.model, trained, kind, source.feature_config)
+        elif kind == "mfcc":
+            graph = mfcc_edge_model(source.model, batch_size=1, form=form)
+        else:
+            graph = waveform_edge_model(source.model, source.feature_config, batch_size=1, form=form)
+        results.append(convert_and_verify(source, graph, mode, data, reference, min_agreement,
+                                          keep_float, qat_info if mode == "qat" else None, log))
     return results
 
 
@@ -441,9 +464,11 @@ def export_tflite(model_path, modes: Sequence[str] = ("float32",), output_dir=No
     Raises:
         ConfigError, ModelFileError, ExportError: before anything is written.
     """
-    modes = parse_modes(modes)
+    requested = list(modes)
+    modes = parse_modes(requested)
     kinds = parse_inputs(inputs)
     check_options(modes, kinds, representative_size, min_agreement, qat_epochs, verify_size)
+    pairs = plan_variants(requested, kinds, log)
     if output_dir is not None:
         check_output_dir(Path(output_dir))
     source = load_source(model_path)
@@ -451,8 +476,7 @@ def export_tflite(model_path, modes: Sequence[str] = ("float32",), output_dir=No
     check_output_dir(output_dir)
     data = gather_data(source, kinds, modes, representative_size, verify_size, representative_data,
                        corpus, data_dir, cache_dir, log)
-    results = export_models(source, modes, kinds, data, min_agreement, keep_float, qat_epochs, qat_target,
-                            form, log)
+    results = export_models(source, pairs, data, min_agreement, keep_float, qat_epochs, qat_target, form, log)
     return write_exports(results, output_dir)
 
 

@@ -210,3 +210,11 @@ def test_cli_exit_codes(run_dir, tmp_path, capsys):
     assert "not supported" in capsys.readouterr().err
     assert tflite.main([str(tmp_path / "missing"), "--output-dir", str(tmp_path / "out")]) == 1
     assert _no_files(tmp_path / "out")
+
+
+def test_dynamic_waveform_is_not_offered(run_dir, tmp_path):
+    skipped = []
+    pairs = tflite.plan_variants(["all"], ["mfcc", "waveform"], skipped.append)
+    assert ("waveform", "dynamic") not in pairs and ("mfcc", "dynamic") in pairs and len(skipped) == 1
+    with pytest.raises(ConfigError, match="not offered"):
+        tflite.export_tflite(run_dir, ["dynamic"], tmp_path / "out", "waveform", log=lambda m: None)
