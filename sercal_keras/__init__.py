@@ -20,6 +20,7 @@ from sercal_keras.layers import (  # noqa: F401
     ConvCalibration,
     FeatureGateFocus,
     FocusAttention,
+    MFCC,
     HeadFusionAttention,
     MultiHeadSelfAttention,
 )

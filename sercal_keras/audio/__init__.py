@@ -5,6 +5,7 @@ from sercal_keras.audio.decode import (
     TfioUnavailableError,
     decode_wav_tf,
     load_audio,
+    load_audio_tfio,
 )
 from sercal_keras.audio.frontend import (
     FeatureConfig,
@@ -29,6 +30,7 @@ __all__ = [
     "aggregate_utterance",
     "decode_wav_tf",
     "load_audio",
+    "load_audio_tfio",
     "mel_filterbank",
     "mfcc",
     "mfcc_librosa",

@@ -1,5 +1,7 @@
 """Keras layers of sercal-keras. Importing this module registers them all."""
 
+from sercal_keras.audio.mfcc_layer import MFCC  # the in-graph front-end, for waveform-input models
+
 from sercal_keras.layers.calibration_attention import CalibrationAttention
 from sercal_keras.layers.conv_calibration import ConvCalibration
 from sercal_keras.layers.feature_gate_focus import FeatureGateFocus
@@ -13,5 +15,6 @@ __all__ = [
     "FeatureGateFocus",
     "FocusAttention",
     "HeadFusionAttention",
+    "MFCC",
     "MultiHeadSelfAttention",
 ]
