@@ -226,6 +226,19 @@ def _pp(value):
     return "–" if value is None else f"{100 * value:+.1f}"
 
 
+def _training_summary(config: Dict[str, Any], extra: Dict[str, Any]) -> str:
+    """One line on how the run was trained (`python -m training.fit` settings)."""
+    if not config.get("epochs"):
+        return ""
+    parts = [f"`python -m training.fit` {config.get('variant', '?')}, {config['epochs']} epochs, batch "
+             f"{config.get('batch_size')}, Adam lr {config.get('learning_rate')} ({config.get('lr_schedule')}), "
+             f"weight decay {config.get('weight_decay')}, dropout {config.get('dropout')}"]
+    if extra.get("validation_speakers"):
+        parts.append(f"model selection on validation speakers {', '.join(extra['validation_speakers'])} "
+                     f"(best epoch {extra.get('best_epoch')})")
+    return "; ".join(parts)
+
+
 def build_markdown(doc: Dict[str, Any]) -> str:
     """The report's Markdown, readable on its own."""
     from benchmarks.common import markdown_table
@@ -244,6 +257,8 @@ def build_markdown(doc: Dict[str, Any]) -> str:
         "Command: `" + doc["command"] + "`",
         "",
     ]
+    if doc["run"].get("training"):
+        lines += ["Training (from the run's config.json and card): " + doc["run"]["training"] + ".", ""]
     if doc.get("run_metrics_check"):
         lines += [doc["run_metrics_check"], ""]
     lines += ["## Main table (utterance level; Δ vs the float Keras model)", ""]
@@ -277,12 +292,15 @@ def build_markdown(doc: Dict[str, Any]) -> str:
     for check in doc["targets"]:
         lines.append(f"- {'✅' if check['met'] else '❌'} {check['text']}")
     lines.append("")
-    counts = doc["variants"][0]["metrics"]["utterance"]["support"]
-    smallest = min((n for n in counts.values() if n), default=0)
-    if smallest:
-        lines += [f"Resolution: one utterance of the smallest class ({smallest} utterances) moves UA by "
-                  f"{100 / smallest / len([n for n in counts.values() if n]):.1f} pp; one segment is "
-                  f"{100 / doc['data']['segments']:.2f} pp of segment agreement.", ""]
+    counts = {k: n for k, n in doc["variants"][0]["metrics"]["utterance"]["support"].items() if n}
+    if counts:
+        per_class = {k: 100.0 / n / len(counts) for k, n in counts.items()}
+        largest, smallest = min(per_class, key=per_class.get), max(per_class, key=per_class.get)
+        lines += [f"Resolution of this test set: one utterance changes UA by {per_class[largest]:.2f} pp "
+                  f"({largest}, {counts[largest]} utterances) to {per_class[smallest]:.1f} pp ({smallest}, "
+                  f"{counts[smallest]}); one segment is {100 / doc['data']['segments']:.2f} pp of segment "
+                  "agreement.", ""]
+    lines += summary_lines(doc)
     flips = [(v["name"], v["input_kind"], f) for v in doc["variants"][1:]
              for f in v["metrics"].get("utterance_flips", [])]
     if flips:
@@ -338,9 +356,10 @@ def build_markdown(doc: Dict[str, Any]) -> str:
                          f"{v['metrics']['mean_kl']:.4f}", f"{v['size_bytes'] / 1024:.0f}",
                          "–" if not one else f"{one['median_ms']:.3f}",
                          str((v.get("xnnpack") or {}).get("partitions", "–"))])
+        best = max(doc["keep_float"], key=lambda v: (v["metrics"]["agreement_segment"], -v["metrics"]["mean_kl"]))
         lines += [markdown_table(headers, rows), "",
-                  "Export one with e.g. `python -m export.tflite <run> --mode int8 --keep-float "
-                  f"{doc['keep_float'][0]['keep_float'][0]}`.", ""]
+                  "Export it with `python -m export.tflite <run> --mode int8 --keep-float "
+                  f"{' '.join(best['keep_float'])}` (file `*_int8-mixed.tflite`).", ""]
     lines += ["## What converts to what", ""]
     for v in doc["variants"][1:] + doc.get("keep_float", []):
         ops = ", ".join(f"{k}×{n}" for k, n in v.get("ops", {}).items())
@@ -359,6 +378,51 @@ def build_markdown(doc: Dict[str, Any]) -> str:
     lines += ["", f"Versions: " + ", ".join(f"{k} {v}" for k, v in doc["environment"]["versions"].items())
               + f". Git: {doc['environment'].get('git_commit', '?')}.", ""]
     return "\n".join(lines)
+
+
+def summary_lines(doc: Dict[str, Any]) -> List[str]:
+    """A few sentences on where the int8 loss comes from and what helps, from the numbers."""
+    variants = {(v["name"], v["input_kind"]): v for v in doc["variants"]}
+    int8 = variants.get(("int8", "mfcc"))
+    if not int8:
+        return []
+    lines = ["## Summary", ""]
+    flips = int8["metrics"].get("utterance_flips", [])
+    margin = int8["metrics"].get("median_float_margin")
+    text = (f"Full int8 changes UA by {_pp(int8['delta_ua'])} pp and agrees with float on "
+            f"{_pct(int8['metrics']['agreement_segment'])} % of segments: {len(flips)} of "
+            f"{doc['data']['utterances']} utterances change their prediction")
+    if flips:
+        text += (" (" + "; ".join(f"{f['true']}: {f['float']} → {f['variant']}, float margin "
+                                  f"{f['float_margin']:.3f}" for f in flips) + ")")
+        if margin is not None:
+            text += f", near-ties of the float model (median margin over all utterances {margin:.2f})"
+    lines.append(text + ".")
+    errors = doc.get("layer_errors") or []
+    if errors:
+        top = errors[:2]
+        lines.append("Per layer the largest relative error is in " + " and ".join(
+            f"{r['layer']} ({r['op']}, {100 * r['relative_rmse']:.1f} % of its RMS; 8-bit step {r['scale']:.3g} "
+            f"on a range of {r['float_range']:.3g})" for r in top) + ".")
+        bias = next((r for r in errors if r["layer"] == "focus_attention" and r["op"] == "MUL"), None)
+        logits = next((r for r in errors if r["layer"] == "focus_add"), None)
+        if bias and logits and logits["scale"]:
+            lines.append(f"The Focus-Attention bias spans {bias['float_range']:.3g}, i.e. "
+                         f"{bias['float_range'] / logits['scale']:.1f} steps of the attention logits' 8-bit grid "
+                         "(step " f"{logits['scale']:.3g}): in int8 most of the focus prior is rounded away.")
+    if doc.get("keep_float"):
+        best = max(doc["keep_float"], key=lambda v: (v["metrics"]["agreement_segment"], -v["metrics"]["mean_kl"]))
+        lines.append(f"Keeping `{', '.join(best['keep_float'])}` float gives "
+                     f"{_pct(best['metrics']['agreement_segment'])} % segment agreement, ΔUA {_pp(best['delta_ua'])} "
+                     f"pp, {best['xnnpack']['partitions']} XNNPACK partition(s), "
+                     f"{best['latency']['1_thread']['median_ms']:.3f} ms.")
+    qat = variants.get(("qat", "mfcc"))
+    if qat:
+        better = qat["metrics"]["agreement_segment"] > int8["metrics"]["agreement_segment"]
+        lines.append(f"QAT ({doc['qat']['epochs']} epochs) {'improves on' if better else 'does not beat'} "
+                     f"post-training int8: agreement {_pct(qat['metrics']['agreement_segment'])} % vs "
+                     f"{_pct(int8['metrics']['agreement_segment'])} %, ΔUA {_pp(qat['delta_ua'])} pp.")
+    return lines[:2] + ["- " + line for line in lines[2:]] + [""]
 
 
 def target_checks(doc: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -568,7 +632,7 @@ def make_report(model_path, output_dir=None, modes: Sequence[str] = DEFAULT_MODE
             "report.py") or "export.report" in " ".join(sys.argv) else "make_report(...)",
         "run": {"name": source.run_dir.name, "model": str(source.model_path), "sha256": source.sha256,
                 "variant": source.card.variant, "corpus": source.card.corpus, "fold": extra.get("fold"),
-                "seed": extra.get("seed")},
+                "seed": extra.get("seed"), "training": _training_summary(config, extra)},
         "data": {"evaluation": evaluation.source, "segments": len(evaluation),
                  "utterances": int(len(np.unique(evaluation.utterance_index))),
                  "representative": data.representative.source, "representative_size": len(data.representative)},
