@@ -22,17 +22,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from sercal_keras.audio.decode import load_audio
-from sercal_keras.audio.frontend import (
-    FeatureConfig,
-    FrontendError,
-    aggregate_utterance,
-    check_waveform,
-    mfcc,
-    segment_waveform,
-    to_mono,
-)
-from sercal_keras.errors import AudioDecodeError, ModelFileError
+from sercal_keras.audio.decode import load_audio, prepare_waveform
+from sercal_keras.audio.frontend import FeatureConfig, aggregate_utterance, mfcc, segment_waveform
+from sercal_keras.errors import ModelFileError
 from sercal_keras.model_card import ModelCard, card_path_for
 
 PathLike = Union[str, Path]
@@ -105,27 +97,6 @@ def resolve_model_path(path: PathLike) -> Path:
         raise ModelFileError(f"{path}: no {MODEL_NAME} in it or its sub-directories; has the training finished?")
     names = ", ".join(p.name for p in candidates[:8]) + (", ..." if len(candidates) > 8 else "")
     raise ModelFileError(f"{path} holds {len(candidates)} runs ({names}); pass one of them.")
-
-
-def prepare_waveform(waveform, sample_rate: int, target_rate: int, source: str = "<array>") -> np.ndarray:
-    """Mono float32 in [-1, 1] at `target_rate`, as `load_audio` returns for a file.
-
-    Channels are averaged ((n, channels) input), non-finite or empty input
-    raises `AudioDecodeError`, other rates are resampled with soxr HQ (the
-    resampler `load_audio` uses).
-    """
-    waveform = to_mono(np.asarray(waveform, dtype=np.float32))
-    if waveform.ndim != 1:
-        raise AudioDecodeError(f"{source}: waveform must be (n,) or (n, channels); got shape {waveform.shape}")
-    try:
-        check_waveform(waveform, source)
-    except FrontendError as error:
-        raise AudioDecodeError(str(error)) from error
-    if int(sample_rate) != int(target_rate):
-        import soxr
-
-        waveform = soxr.resample(waveform, int(sample_rate), int(target_rate), quality="HQ")
-    return np.clip(waveform, -1.0, 1.0).astype(np.float32, copy=False)
 
 
 class EmotionRecognizer:
@@ -249,4 +220,4 @@ class EmotionRecognizer:
                 f"labels={list(self.labels)})")
 
 
-__all__ = ["EmotionPrediction", "EmotionRecognizer", "prepare_waveform", "resolve_model_path"]
+__all__ = ["EmotionPrediction", "EmotionRecognizer", "resolve_model_path"]

@@ -6,6 +6,7 @@ from sercal_keras.audio.decode import (
     decode_wav_tf,
     load_audio,
     load_audio_tfio,
+    prepare_waveform,
 )
 from sercal_keras.audio.frontend import (
     FeatureConfig,
@@ -34,6 +35,7 @@ __all__ = [
     "mel_filterbank",
     "mfcc",
     "mfcc_librosa",
+    "prepare_waveform",
     "read_wav",
     "resample",
     "segment_waveform",

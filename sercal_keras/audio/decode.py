@@ -84,14 +84,44 @@ def load_audio(
         waveform, rate = _decode_tfio(path, sample_rate)
     else:
         waveform, rate = _decode_soundfile(path)
+    return prepare_waveform(waveform, rate, sample_rate, source=str(path))
+
+
+def prepare_waveform(waveform, sample_rate: int, target_rate: int = 16000, source: str = "<array>") -> np.ndarray:
+    """Mono float32 in [-1, 1] at `target_rate`: what `load_audio` does after decoding.
+
+    The one place where decoded audio (from a file, a microphone or an array a
+    user passes in) is checked, mixed down, resampled and clipped.
+
+    Args:
+        waveform: samples, `(n,)` or `(n, channels)`.
+        sample_rate: their rate in Hz.
+        target_rate: the rate to return (soxr HQ when it differs).
+        source: what to name in error messages (a path, `"<array>"`).
+
+    Returns:
+        float32 array (n',).
+
+    Raises:
+        AudioDecodeError: empty input, a wrong shape, or NaN/Inf samples.
+
+    Example:
+    >>> prepare_waveform(np.zeros((8000, 2)), 8000).shape
+    (16000,)
+    """
+    waveform = frontend.to_mono(np.asarray(waveform, dtype=np.float32))
+    if waveform.ndim != 1:
+        raise AudioDecodeError(f"{source}: waveform must be (n,) or (n, channels); got shape {waveform.shape}")
+    if int(sample_rate) <= 0:
+        raise AudioDecodeError(f"{source}: sample rate must be positive; got {sample_rate}")
     try:
-        frontend.check_waveform(waveform, path)
+        frontend.check_waveform(waveform, source)
     except frontend.FrontendError as e:
         raise AudioDecodeError(str(e)) from e
-    if rate != sample_rate:
+    if int(sample_rate) != int(target_rate):
         import soxr  # only needed here; comes with librosa
 
-        waveform = soxr.resample(waveform, rate, sample_rate, quality="HQ")
+        waveform = soxr.resample(waveform, int(sample_rate), int(target_rate), quality="HQ")
     return np.clip(waveform, -1.0, 1.0).astype(np.float32, copy=False)
 
 
