@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Dict
 
 from sercal_keras.io_utils import write_json, write_text
-from sercal_keras.model_card import library_versions
+from sercal_keras.provenance import cpu_name, git_commit, library_versions, machine_info  # noqa: F401
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-
-
-def git_commit() -> str:
-    """The checkout's commit (with `-dirty` when the tree has changes), or `unknown`."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout
-        return commit + ("-dirty" if dirty.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def provenance(module: str) -> Dict[str, Any]:
@@ -44,7 +18,7 @@ def provenance(module: str) -> Dict[str, Any]:
     return {
         "command": " ".join(["python", "-m", module] + [shlex.quote(a) for a in sys.argv[1:]]),
         "git_commit": git_commit(),
-        "machine": {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine_info(),
         "versions": library_versions(),
     }
 

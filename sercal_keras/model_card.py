@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from sercal_keras.errors import ModelFileError
 from sercal_keras.io_utils import write_json
+from sercal_keras.provenance import library_versions  # noqa: F401  (part of this module's API)
 
 CARD_FORMAT = "sercal-keras/model-card/1"
 MODEL_CARD_NAME = "model_card.json"
@@ -85,19 +85,6 @@ class ModelCard:
         except (OSError, ValueError) as error:
             raise ModelFileError(f"{path}: not a readable JSON model card ({error}).") from error
         return cls.from_dict(data, source=str(path))
-
-
-def library_versions() -> Dict[str, str]:
-    """Versions of Python and the libraries that shape results (those installed)."""
-    from importlib import metadata
-
-    versions = {"python": platform.python_version()}
-    for dist in ("sercal-keras", "tensorflow", "tensorflow-cpu", "keras", "numpy", "librosa", "ai-edge-litert"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
 
 
 def card_path_for(model_path, name: Optional[str] = None) -> Path:

@@ -12,13 +12,9 @@ every metric over the runs and a per-run table.
 from __future__ import annotations
 
 import dataclasses
-import os
-import platform
 import shlex
 import shutil
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -158,7 +154,7 @@ def _pm(stats: Dict[str, Any]) -> str:
 
 def summarize(runs: Sequence[Dict[str, Any]], config, command: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Mean ± std (sample std over runs) of every metric, per-class recall, a per-run table."""
-    from sercal_keras.model_card import library_versions
+    from sercal_keras.provenance import git_commit, library_versions, machine_info
 
     labels = runs[0]["labels"] if runs else []
     levels = {}
@@ -192,33 +188,10 @@ def summarize(runs: Sequence[Dict[str, Any]], config, command: Optional[Sequence
         "runs": table,
         "config": config.identity(),
         "command": " ".join(shlex.quote(a) for a in (command if command is not None else sys.argv)),
-        "git_commit": _git_commit(),
-        "machine": {"cpu": _cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "git_commit": git_commit(),
+        "machine": machine_info(),
         "versions": library_versions(),
     }
-
-
-def _git_commit() -> str:
-    """The checkout's short commit (`-dirty` with local changes), or `unknown`."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def summary_markdown(summary: Dict[str, Any]) -> str:
