@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, Dict
 
 from sercal_keras.io_utils import write_json, write_text
-from sercal_keras.provenance import cpu_name, git_commit, library_versions, machine_info  # noqa: F401
+from sercal_keras.provenance import git_commit, library_versions, machine_info
+from sercal_keras.reporting import markdown_table  # noqa: F401  (re-exported for the benchmarks)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -27,10 +28,3 @@ def write_results(name: str, payload: Dict[str, Any], markdown: str, results_dir
     """Writes `<name>.json` and `<name>.md` atomically and returns the JSON path."""
     write_text(Path(results_dir) / f"{name}.md", markdown)
     return write_json(Path(results_dir) / f"{name}.json", payload)
-
-
-def markdown_table(headers, rows) -> str:
-    """A GitHub Markdown table from a header list and rows of cells."""
-    lines = ["| " + " | ".join(str(h) for h in headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"

@@ -132,10 +132,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _plot(examples, path: Path) -> None:
-    from training.plots import _pyplot
     from sercal_keras.io_utils import atomic_path
+    from sercal_keras.reporting import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(examples), 4, figsize=(14, 2.6 * len(examples)), squeeze=False)
     for row, (utterance, segment, mhsa_map, fa_map, focus) in zip(axes, examples):
         time = np.arange(len(segment)) / 16000.0

@@ -185,39 +185,6 @@ def variant_metrics(probs: np.ndarray, data, labels: Sequence[str], reference: O
     return result
 
 
-def plot_confusion(matrix, labels: Sequence[str], path: Path, title: str) -> None:
-    """Row-normalised confusion matrix with counts, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    matrix = np.asarray(matrix, np.float64)
-    support = matrix.sum(axis=1, keepdims=True)
-    share = np.divide(matrix, support, out=np.zeros_like(matrix), where=support > 0)
-    size = 1.2 + 0.7 * len(labels)
-    fig, ax = plt.subplots(figsize=(size + 1.2, size))
-    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            ax.text(j, i, f"{share[i, j]:.2f}\n({int(matrix[i, j])})", ha="center", va="center", fontsize=7,
-                    color="white" if share[i, j] > 0.6 else "black")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-# ---------------------------------------------------------------------------
-# The report
-# ---------------------------------------------------------------------------
-
-
 def _pct(value, digits=1):
     return "–" if value is None else f"{100 * value:.{digits}f}"
 
@@ -241,7 +208,7 @@ def _training_summary(config: Dict[str, Any], extra: Dict[str, Any]) -> str:
 
 def build_markdown(doc: Dict[str, Any]) -> str:
     """The report's Markdown, readable on its own."""
-    from benchmarks.common import markdown_table
+    from sercal_keras.reporting import markdown_table
 
     lines = [f"# Quantization accuracy report: {doc['run']['name']}", ""]
     run = doc["run"]
@@ -459,6 +426,7 @@ def target_checks(doc: Dict[str, Any]) -> List[Dict[str, Any]]:
 def write_report_dir(output_dir: Path, markdown: str, doc: Dict[str, Any], figures: Dict[str, Any]) -> Path:
     """Writes report.md, report.json and the PNGs into a fresh folder, then renames it into place."""
     from sercal_keras.io_utils import write_json, write_text
+    from sercal_keras.reporting import plot_confusion
 
     output_dir = Path(output_dir)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -489,9 +457,7 @@ def make_report(model_path, output_dir=None, modes: Sequence[str] = DEFAULT_MODE
                 latency_runs: int = 200, latency_warmup: int = 20, debug_size: int = 100,
                 log: Callable[[str], None] = print) -> Path:
     """Builds the report; returns the folder. Raises typed errors before writing anything."""
-    from benchmarks.common import cpu_name, git_commit
-
-    from sercal_keras.model_card import library_versions
+    from sercal_keras.provenance import cpu_name, git_commit, library_versions
 
     from export.convert import convert
     from export.edge_model import mfcc_edge_model, waveform_edge_model

@@ -187,7 +187,7 @@ def _run(args) -> int:
     from sercal_keras.errors import ConfigError
     from sercal_keras.inference import EmotionRecognizer, resolve_model_path
     from sercal_keras.io_utils import write_json, write_text
-    from training import plots
+    from sercal_keras.reporting import plot_confusion
     from training.config import PROTOCOLS
     from training.trainer import select_folds
 
@@ -265,7 +265,7 @@ def _run(args) -> int:
         results.append(doc)
         target = output_dir if len(splits) == 1 else output_dir / name.split(":")[-1]
         write_json(target / "metrics.json", doc)
-        plots.plot_confusion(utt["confusion_matrix"], recognizer.labels, target / "confusion.png",
+        plot_confusion(utt["confusion_matrix"], recognizer.labels, target / "confusion.png",
                              title=f"{model_path.parent.name} on {corpus_name} {name} · UA {utt['ua']:.1%}")
     from sercal_keras import metrics as M
 

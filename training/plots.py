@@ -1,4 +1,4 @@
-"""Report figures: the confusion matrix and the training curves (matplotlib, Agg, atomic)."""
+"""Report figures of a run: the training curves (and the shared confusion matrix)."""
 
 from __future__ import annotations
 
@@ -8,55 +8,13 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from sercal_keras.io_utils import atomic_path
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_confusion(matrix, labels: Sequence[str], path, title: str = "") -> Path:
-    """Row-normalised confusion matrix (recall per true class) with the counts.
-
-    Args:
-        matrix: counts (C, C), rows true class, columns predicted.
-        labels: class names.
-        path: the PNG to write (atomically).
-        title: figure title.
-    """
-    plt = _pyplot()
-    matrix = np.asarray(matrix, dtype=np.float64)
-    support = matrix.sum(axis=1, keepdims=True)
-    share = np.divide(matrix, support, out=np.zeros_like(matrix), where=support > 0)
-    size = 1.2 + 0.7 * len(labels)
-    fig, ax = plt.subplots(figsize=(size + 1.2, size))
-    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            ax.text(j, i, f"{share[i, j]:.2f}\n({int(matrix[i, j])})", ha="center", va="center", fontsize=7,
-                    color="white" if share[i, j] > 0.6 else "black")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return Path(path)
+from sercal_keras.reporting import pyplot
 
 
 def plot_training_curves(history: Sequence[Dict[str, Any]], path, best_epoch: Optional[int] = None,
                          title: str = "") -> Path:
     """Loss, accuracy / validation UA, and learning rate per epoch."""
-    plt = _pyplot()
+    plt = pyplot()
 
     def column(name):
         return np.array([np.nan if row.get(name) in (None, "") else float(row[name]) for row in history])

@@ -22,6 +22,7 @@ import numpy as np
 from sercal_keras import metrics
 from sercal_keras.errors import ConfigError, SercalError
 from sercal_keras.io_utils import atomic_path, write_json, write_text
+from sercal_keras.reporting import plot_confusion
 from training import plots
 from training.run_dir import CHECKPOINT_DIR, CONFIG_NAME, METRICS_NAME, MODEL_NAME
 
@@ -336,7 +337,7 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
 
         write_text(work_dir / "history.csv", history_csv(history))
         title = f"{config.variant} · {corpus.name} {fold.name} seed {seed}"
-        plots.plot_confusion(result["utterance"]["confusion_matrix"], labels, work_dir / "confusion.png",
+        plot_confusion(result["utterance"]["confusion_matrix"], labels, work_dir / "confusion.png",
                              title=f"{title} · utterances, UA {result['utterance']['ua']:.1%}")
         plots.plot_training_curves(history, work_dir / "training_curves.png",
                                    best_epoch=None if best_epoch is None else int(best_epoch), title=title)
