@@ -22,6 +22,7 @@ from typing import Dict, List
 import numpy as np
 
 from benchmarks.common import markdown_table, provenance, write_results
+from sercal_keras.provenance import machine_info
 
 
 def count_flops(model) -> int:
@@ -132,7 +133,9 @@ def main(argv: List[str] = None) -> int:
     markdown = (
         "# Throughput per variant\n\n"
         f"Command: `{payload['command']}`  \nCommit: `{payload['git_commit']}`  \n"
-        f"Machine: {payload['machine']['cpu']} ({payload['machine']['cpu_count']} cores)\n\n"
+        f"Machine: {payload['machine']['cpu']} ({payload['machine']['cpu_count']} cores; 1-min load average "
+        f"{payload['machine']['load_average_1min']} at the start, {machine_info()['load_average_1min']} at the end: "
+        "above the core count, other work shared the CPU and the rates are low)\n\n"
         + markdown_table(
             ["variant", "params", "MFLOPs / segment", "train seg/s (b32)", "predict seg/s (b32)", "call seg/s (b1)"], rows
         )

@@ -48,5 +48,13 @@ def cpu_name() -> str:
 
 
 def machine_info() -> Dict[str, Any]:
-    """CPU model, core count and platform string of this machine."""
-    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform()}
+    """CPU model, core count, platform, and the 1-minute load average now.
+
+    The load average says whether other work shared the CPU during a timing
+    (above the core count, timings are inflated).
+    """
+    try:
+        load = round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        load = None
+    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform(), "load_average_1min": load}
