@@ -60,6 +60,13 @@ class TrainConfig:
         lr_step_factor: factor of each step.
         seeds: training seeds; each fold is trained once per seed.
         dropout: dropout before the classifier.
+        time_masks: SpecAugment time masks per training segment (0 = off).
+        time_mask_width: maximum width of a time mask, in frames (63 per 2 s segment).
+        freq_masks: SpecAugment masks over MFCC coefficients per training segment (0 = off).
+        freq_mask_width: maximum width of a coefficient mask (of `n_mfcc`, 26).
+        mixup_alpha: mixup of training segments within a batch, λ ~ Beta(α, α)
+            (0 = off); the labels become soft and the loss categorical.
+        label_smoothing: cross-entropy label smoothing (0 = off).
         validation_fraction: share of the training *speakers* held out to
             choose the best epoch by validation UA; 0 = no validation (the last
             epoch's model is kept: a fixed epoch budget).
@@ -90,6 +97,12 @@ class TrainConfig:
     lr_step_factor: float = 0.1
     seeds: List[int] = dataclasses.field(default_factory=lambda: [0])
     dropout: float = 0.0
+    time_masks: int = 0
+    time_mask_width: int = 0
+    freq_masks: int = 0
+    freq_mask_width: int = 0
+    mixup_alpha: float = 0.0
+    label_smoothing: float = 0.0
     validation_fraction: float = 0.2
     patience: int = 0
     mixed_precision: bool = False
@@ -139,6 +152,11 @@ class TrainConfig:
 
         return FeatureConfig(**self.features)
 
+    @property
+    def soft_labels(self) -> bool:
+        """Whether training uses one-hot/soft labels (mixup or label smoothing)."""
+        return self.mixup_alpha > 0 or self.label_smoothing > 0
+
     def validate(self) -> "TrainConfig":
         """Checks every value; raises `ConfigError` naming the flag at fault."""
         def fail(field: str, message: str):
@@ -182,6 +200,19 @@ class TrainConfig:
             fail("seeds", f"must be distinct non-negative integers. Received: {self.seeds}")
         if not 0 <= self.dropout < 1:
             fail("dropout", f"must lie in [0, 1). Received: {self.dropout}")
+        for count, width, axis in (("time_masks", "time_mask_width", "frames"),
+                                   ("freq_masks", "freq_mask_width", "coefficients")):
+            for field in (count, width):
+                if getattr(self, field) < 0:
+                    fail(field, f"must be >= 0 (0 = off). Received: {getattr(self, field)}")
+            if bool(getattr(self, count)) != bool(getattr(self, width)):
+                fail(count if not getattr(self, count) else width,
+                     f"must be > 0 when {flag(count if getattr(self, count) else width)} is > 0 "
+                     f"(SpecAugment needs a number of masks and a maximum width in {axis})")
+        if not (self.mixup_alpha >= 0 and math.isfinite(self.mixup_alpha)):
+            fail("mixup_alpha", f"must be >= 0 (0 = off). Received: {self.mixup_alpha}")
+        if not 0 <= self.label_smoothing < 1:
+            fail("label_smoothing", f"must lie in [0, 1). Received: {self.label_smoothing}")
         if not 0 <= self.validation_fraction < 1:
             fail("validation_fraction", f"must lie in [0, 1). Received: {self.validation_fraction}")
         if self.patience < 0:
@@ -191,9 +222,14 @@ class TrainConfig:
         if self.verbosity not in (0, 1, 2):
             fail("verbosity", f"must be 0, 1 or 2. Received: {self.verbosity}")
         try:
-            self.feature_config()
+            feature_config = self.feature_config()
         except (TypeError, ValueError) as error:
             fail("features", f"is not a valid FeatureConfig: {error}")
+        n_coef, n_frames = feature_config.feature_shape
+        if self.time_mask_width > n_frames:
+            fail("time_mask_width", f"must be <= the {n_frames} frames of a segment. Received: {self.time_mask_width}")
+        if self.freq_mask_width > n_coef:
+            fail("freq_mask_width", f"must be <= the {n_coef} MFCC coefficients. Received: {self.freq_mask_width}")
         if self.output_dir is not None and Path(self.output_dir).exists() and not Path(self.output_dir).is_dir():
             fail("output_dir", f"exists and is not a directory: {self.output_dir}")
         return self
@@ -212,7 +248,7 @@ ALIASES = {"lr": "learning_rate", "seed": "seeds", "fold": "folds", "quiet": "ve
 FLAGS = {
     "verbosity": "--quiet/--verbose",
     "json_output": "--json",
-    "features": "features (config file)",
+    "features": "features (config file, or --train-hop-seconds)",
     "corpus_options": "--corpus-option",
 }
 
@@ -236,7 +272,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     def bad(kind: str):
         return _error(f"{flag(key)} must be {kind}. Received: {value!r} (from {source})")
 
-    if key in ("epochs", "batch_size", "lr_step_epochs", "patience", "verbosity"):
+    if key in ("epochs", "batch_size", "lr_step_epochs", "patience", "verbosity", "time_masks", "time_mask_width",
+               "freq_masks", "freq_mask_width"):
         if isinstance(value, bool):
             raise bad("an integer")
         try:
@@ -246,7 +283,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if not number.is_integer():
             raise bad("an integer")
         return int(number)
-    if key in ("learning_rate", "weight_decay", "lr_step_factor", "dropout", "validation_fraction"):
+    if key in ("learning_rate", "weight_decay", "lr_step_factor", "dropout", "validation_fraction", "mixup_alpha",
+               "label_smoothing"):
         if isinstance(value, bool):
             raise bad("a number")
         try:
@@ -273,6 +311,13 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         items = _split_list(value)
         return ["all"] if [i.lower() for i in items] == ["all"] else items
     if key in ("corpus_options", "features"):
+        if isinstance(value, str):  # `--set features={train_hop_seconds: 0.5}` (YAML or JSON)
+            import yaml
+
+            try:
+                value = yaml.safe_load(value)
+            except Exception:
+                raise bad("a mapping") from None
         if not isinstance(value, Mapping):
             raise bad("a mapping")
         return dict(value)
@@ -378,6 +423,17 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--variant", choices=VARIANT_NAMES, help=f"model variant (default: {d.variant}, the paper preset)")
     model.add_argument("--dropout", metavar="P", help=f"dropout before the classifier (default: {d.dropout})")
     model.add_argument("--epochs", metavar="N", help=f"maximum epochs (default: {d.epochs})")
+    model.add_argument("--time-masks", metavar="N", help="SpecAugment time masks per training segment (default: 0 = off)")
+    model.add_argument("--time-mask-width", metavar="FRAMES",
+                       help="maximum width of a time mask in frames, of 63 per 2 s segment (default: 0)")
+    model.add_argument("--freq-masks", metavar="N",
+                       help="SpecAugment masks over MFCC coefficients per training segment (default: 0 = off)")
+    model.add_argument("--freq-mask-width", metavar="C", help="maximum width of a coefficient mask (default: 0)")
+    model.add_argument("--mixup-alpha", metavar="A",
+                       help="mixup of training segments, lambda ~ Beta(A, A) (default: 0 = off)")
+    model.add_argument("--label-smoothing", metavar="E", help="cross-entropy label smoothing (default: 0 = off)")
+    model.add_argument("--train-hop-seconds", metavar="S",
+                       help="hop between training segments in seconds (default: 1.0; sets features.train_hop_seconds)")
     model.add_argument("--batch-size", metavar="N",
                        help=f"batch size per replica; global = N x replicas (default: {d.batch_size})")
     model.add_argument("--learning-rate", "--lr", metavar="LR", dest="learning_rate",
@@ -452,6 +508,13 @@ def config_from_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
             except Exception:
                 merged[key.strip()] = raw
         args["corpus_options"] = merged
+    train_hop = args.pop("train_hop_seconds", None)
+    if train_hop is not None:
+        try:
+            hop = float(train_hop)
+        except ValueError:
+            raise _error(f"--train-hop-seconds must be a number. Received: {train_hop!r}") from None
+        args["features"] = {**config.features, "train_hop_seconds": hop}
     values.update(args)
     if resume is not None and "output_dir" in args and args["output_dir"] != str(resume):
         raise _error("--resume DIR already sets the output directory; drop --output-dir")

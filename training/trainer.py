@@ -134,13 +134,35 @@ def build_and_compile(config, num_classes: int, mean, variance, feature_shape, c
         feature_variance=variance,
     )
     if compile_model:
+        # mixup / label smoothing train on one-hot (soft) labels; the paper recipe on class indices
+        loss = (keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+                if config.soft_labels else "sparse_categorical_crossentropy")
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate, weight_decay=config.weight_decay or None),
-            loss="sparse_categorical_crossentropy",
+            loss=loss,
             metrics=["accuracy"],
             jit_compile=False,  # XLA gave no gain on CPU (DESIGN §5) and costs compile time
         )
     return model
+
+
+def training_augmentation(config, mean):
+    """The `BatchAugmentation` of a config (SpecAugment, mixup), or None when all are off.
+
+    Masked cells take the training mean of their coefficient, i.e. 0 after the
+    model's `Normalization`.
+    """
+    from sercal_keras.data.augment import BatchAugmentation
+
+    augmentation = BatchAugmentation(
+        time_masks=config.time_masks,
+        time_width=config.time_mask_width,
+        freq_masks=config.freq_masks,
+        freq_width=config.freq_mask_width,
+        fill_value=[float(v) for v in np.asarray(mean).reshape(-1)],
+        mixup_alpha=config.mixup_alpha,
+    )
+    return augmentation if augmentation.active else None
 
 
 def synchronize_batch_norm(model) -> int:
@@ -163,7 +185,7 @@ def synchronize_batch_norm(model) -> int:
     return count
 
 
-def prebuild_for_multi_worker(model, segment_set, strategy) -> None:
+def prebuild_for_multi_worker(model, segment_set, strategy, num_classes: Optional[int] = None) -> None:
     """Works around Keras 3 failing `fit` under `MultiWorkerMirroredStrategy`.
 
     Keras 3.15's TF trainer builds the model's metrics from the first batch with
@@ -172,7 +194,10 @@ def prebuild_for_multi_worker(model, segment_set, strategy) -> None:
     workers (keras-team/keras#20585, open). The model is fully built here from
     a local batch instead, and that step is skipped for this model.
     """
-    batch = (segment_set.features[:2], segment_set.labels[:2].astype("int32"))
+    labels = segment_set.labels[:2].astype("int32")
+    if num_classes is not None:  # one-hot labels (mixup / label smoothing)
+        labels = np.eye(num_classes, dtype="float32")[labels]
+    batch = (segment_set.features[:2], labels)
     with strategy.scope():
         model._symbolic_build(data_batch=batch)
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
@@ -235,7 +260,8 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
     if distribution.num_replicas > 1:
         synchronize_batch_norm(model)
     if distribution.kind == "multi_worker":
-        prebuild_for_multi_worker(model, train_set, distribution.strategy)
+        prebuild_for_multi_worker(model, train_set, distribution.strategy,
+                                  len(labels) if config.soft_labels else None)
     global_batch = distribution.global_batch(config.batch_size)
     # Several workers must run identical steps: every batch full (the remainder
     # changes every epoch, as the data is reshuffled).
@@ -243,7 +269,9 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
     if drop_remainder and len(train_set) < global_batch:
         raise ConfigError(f"--batch-size: the global batch ({global_batch}) exceeds the {len(train_set)} "
                           "training segments of this fold")
-    dataset = make_dataset(train_set, global_batch, shuffle=True, seed=seed, drop_remainder=drop_remainder)
+    dataset = make_dataset(train_set, global_batch, shuffle=True, seed=seed, drop_remainder=drop_remainder,
+                           num_classes=len(labels) if config.soft_labels else None,
+                           augment=training_augmentation(config, mean))
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     dataset = dataset.with_options(options)

@@ -1,0 +1,78 @@
+"""Recipe options beyond the paper preset: SpecAugment, mixup, label smoothing, training hop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.training.conftest import SMALL, read_json
+from training.config import TrainConfig, config_from_args
+from training.fit import main
+
+
+def test_flags_set_the_options_and_defaults_are_off():
+    assert TrainConfig().soft_labels is False
+    config = config_from_args(["--time-masks", "2", "--time-mask-width", "12", "--freq-masks", "1",
+                               "--freq-mask-width", "4", "--mixup-alpha", "0.2", "--label-smoothing", "0.1",
+                               "--train-hop-seconds", "0.5"])
+    assert (config.time_masks, config.time_mask_width, config.freq_masks, config.freq_mask_width) == (2, 12, 1, 4)
+    assert (config.mixup_alpha, config.label_smoothing, config.soft_labels) == (0.2, 0.1, True)
+    assert config.features == {"train_hop_seconds": 0.5}
+    assert config.feature_config().train_hop_seconds == 0.5
+
+
+def test_benchmark_set_values_are_coerced_from_strings():
+    # benchmarks.accuracy --set passes every value as a string
+    config = TrainConfig.from_dict({"time_masks": "2", "time_mask_width": "12", "mixup_alpha": "0.2",
+                                    "features": '{"train_hop_seconds": 0.5}'}, source="--set")
+    assert (config.time_masks, config.time_mask_width, config.mixup_alpha) == (2, 12, 0.2)
+    assert TrainConfig.from_dict({"features": "{train_hop_seconds: 0.25}"}).features == {"train_hop_seconds": 0.25}
+
+
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (["--time-masks", "2"], "--time-mask-width"),
+        (["--freq-mask-width", "3"], "--freq-masks"),
+        (["--time-masks", "1", "--time-mask-width", "64"], "--time-mask-width"),
+        (["--freq-masks", "1", "--freq-mask-width", "27"], "--freq-mask-width"),
+        (["--time-masks", "-1", "--time-mask-width", "5"], "--time-masks"),
+        (["--mixup-alpha", "-0.5"], "--mixup-alpha"),
+        (["--label-smoothing", "1"], "--label-smoothing"),
+        (["--train-hop-seconds", "abc"], "--train-hop-seconds"),
+        (["--train-hop-seconds", "-1"], "--train-hop-seconds"),
+    ],
+)
+def test_bad_options_exit_2_naming_the_flag(args, flag, capsys, tmp_path):
+    assert main(args + ["--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and flag in err, err
+
+
+def test_soft_labels_compile_a_categorical_loss():
+    import keras
+
+    from training.trainer import build_and_compile, training_augmentation
+
+    mean, var = np.zeros(26, "float32"), np.ones(26, "float32")
+    plain = build_and_compile(TrainConfig(variant="mhsa"), 4, mean, var, (26, 63))
+    assert plain.loss == "sparse_categorical_crossentropy"
+    smooth = build_and_compile(TrainConfig(variant="mhsa", label_smoothing=0.1), 4, mean, var, (26, 63))
+    assert isinstance(smooth.loss, keras.losses.CategoricalCrossentropy)
+    assert smooth.loss.get_config()["label_smoothing"] == 0.1
+    assert training_augmentation(TrainConfig(), mean) is None
+    aug = training_augmentation(TrainConfig(time_masks=1, time_mask_width=5, mixup_alpha=0.2), mean + 3)
+    assert aug.active and aug.fill_value == [3.0] * 26
+
+
+def test_a_run_with_every_option_trains_and_reports(warm_cache, tmp_path):
+    out = tmp_path / "augmented"
+    rc = main(SMALL + ["--epochs", "2", "--variant", "mhsa", "--time-masks", "2", "--time-mask-width", "8",
+                       "--freq-masks", "1", "--freq-mask-width", "3", "--mixup-alpha", "0.3",
+                       "--label-smoothing", "0.1", "--output-dir", str(out)])
+    assert rc == 0
+    metrics = read_json(out / "metrics.json")
+    assert 0 <= metrics["utterance"]["ua"] <= 1 and metrics["epochs_run"] == 2
+    assert metrics["best_validation_ua"] is not None  # the validation-UA callback still works
+    saved = read_json(out / "config.json")
+    assert (saved["mixup_alpha"], saved["label_smoothing"], saved["time_masks"]) == (0.3, 0.1, 2)
