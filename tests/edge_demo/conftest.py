@@ -5,9 +5,6 @@ a few epochs on a 4-speaker synthetic corpus (3 speakers train, 1 held out),
 then exports `.tflite` files with their sidecars through `export.tflite`
 (`load_source` → `export_models` → `write_exports`, the code behind
 `python -m export.tflite`): MFCC input float32 and int8, waveform input float32.
-Where `export` is not importable (a checkout without it), an equivalent in-test
-conversion is used instead (`TFLiteConverter.from_keras_model` on the model
-after its standardisation layer + a sidecar in the documented card format).
 The Keras reference is `sercal_keras.inference.EmotionRecognizer`.
 
 `run_edge(...)` runs `python -m edge_demo.<tool>` in a subprocess in which
@@ -20,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -98,63 +94,6 @@ class EdgeModels:
     source: str  # "export" or "in-test conversion"
 
 
-def _tensor(details) -> dict:
-    shape = details.get("shape_signature")
-    if shape is None or len(shape) == 0:
-        shape = details["shape"]
-    scale, zero_point = details["quantization"]
-    return {"name": details["name"], "shape": [int(d) for d in shape], "dtype": np.dtype(details["dtype"]).name,
-            "scale": float(scale), "zero_point": int(zero_point)}
-
-
-def _write_tflite(path: Path, content: bytes, card_fields: dict, input_kind: str, mode: str, source_sha: str):
-    from ai_edge_litert.interpreter import Interpreter
-
-    path.write_bytes(content)
-    interpreter = Interpreter(model_path=str(path))
-    card = dict(card_fields)
-    card["extra"] = {
-        "input_kind": input_kind,
-        "mode": mode,
-        "input": _tensor(interpreter.get_input_details()[0]),
-        "output": _tensor(interpreter.get_output_details()[0]),
-        "source_model_sha256": source_sha,
-    }
-    path.with_suffix(".json").write_text(json.dumps(card, indent=2))
-
-
-def _convert_in_test(model, config, standardized_train: np.ndarray, out: Path, card_fields: dict, sha: str):
-    """Interim exporter (until export.tflite lands): sliced MFCC core, full int8, waveform float32."""
-    import keras
-    import tensorflow as tf
-
-    from sercal_keras.audio import MFCC
-
-    norm = model.get_layer("mfcc_standardization")
-    core = keras.Model(norm.output, model.output)
-    inputs = keras.Input(config.feature_shape, batch_size=1, name="mfcc_standardized")
-    mfcc_model = keras.Model(inputs, core(inputs))
-    converter = tf.lite.TFLiteConverter.from_keras_model(mfcc_model)
-    _write_tflite(out / "mfcc_float32.tflite", converter.convert(), card_fields, "mfcc", "float32", sha)
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(mfcc_model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([x[None]] for x in standardized_train.astype(np.float32))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    _write_tflite(out / "mfcc_int8.tflite", converter.convert(), card_fields, "mfcc", "int8", sha)
-
-    wave_in = keras.Input((config.segment_samples,), batch_size=1, name="waveform")
-    mfcc = MFCC.from_feature_config(config, name="mfcc")(wave_in)
-    mfcc = keras.layers.Reshape(config.feature_shape)(mfcc)
-    waveform_model = keras.Model(wave_in, model(mfcc))
-    converter = tf.lite.TFLiteConverter.from_keras_model(waveform_model)
-    _write_tflite(out / "waveform_float32.tflite", converter.convert(), card_fields, "waveform", "float32", sha)
-    return {"float32": out / "mfcc_float32.tflite", "int8": out / "mfcc_int8.tflite",
-            "waveform": out / "waveform_float32.tflite"}
-
-
 def _convert_with_export(keras_path: Path, train_features, train_waves, test_features, test_waves, out: Path):
     """The export engineer's real path: `export.tflite` convert + verify + sidecar, written to `out`."""
     from export.representative import SegmentData
@@ -167,8 +106,8 @@ def _convert_with_export(keras_path: Path, train_features, train_waves, test_fea
         held_out_is_test=True,
     )
     quiet = lambda message: None  # noqa: E731
-    results = export_models(source, ["float32", "int8"], ["mfcc"], data, min_agreement=0.0, log=quiet)
-    results += export_models(source, ["float32"], ["waveform"], data, min_agreement=0.0, log=quiet)
+    pairs = [("mfcc", "float32"), ("mfcc", "int8"), ("waveform", "float32")]
+    results = export_models(source, pairs, data, min_agreement=0.0, log=quiet)
     paths = [p for p in write_exports(results, out) if p.suffix == ".tflite"]
     by_name = {p.stem: p for p in paths}
     stem = keras_path.stem
@@ -231,27 +170,18 @@ def edge_models(tmp_path_factory) -> EdgeModels:
     model.fit(train.features, train.labels, epochs=12, batch_size=16, verbose=0)
     keras_path = out / "model.keras"
     model.save(keras_path)
-    sha = hashlib.sha256(keras_path.read_bytes()).hexdigest()
 
     std = np.maximum(np.sqrt(variance), keras.config.epsilon())
     card = ModelCard(labels=list(corpus.labels), feature_config=config.to_dict(), feature_mean=mean.tolist(),
                      feature_std=std.tolist(), corpus="synthetic", variant="fa_ca")
     card.save(card_path_for(keras_path))
-    try:
-        from export.representative import waveform_segments
-        from export.tflite import export_models  # noqa: F401  (probe: the export API exists)
-    except ImportError:
-        waveform_segments = None
-    if waveform_segments is not None:
-        test = extract_segments(corpus, test_idx, config, training=False, cache=False)
-        train_waves, _ = waveform_segments(corpus, train_idx, config, training=True)
-        test_waves, _ = waveform_segments(corpus, test_idx, config, training=False)
-        tflite = _convert_with_export(keras_path, train.features, train_waves, test.features, test_waves, out)
-        source = "export.tflite"
-    else:
-        standardized = (train.features - mean[None, :, None]) / std[None, :, None]
-        tflite = _convert_in_test(model, config, standardized, out, card.to_dict(), sha)
-        source = "in-test conversion"
+    from export.representative import waveform_segments
+
+    test = extract_segments(corpus, test_idx, config, training=False, cache=False)
+    train_waves, _ = waveform_segments(corpus, train_idx, config, training=True)
+    test_waves, _ = waveform_segments(corpus, test_idx, config, training=False)
+    tflite = _convert_with_export(keras_path, train.features, train_waves, test.features, test_waves, out)
+    source = "export.tflite"
 
     # Held-out speaker: first one file per class, then the rest.
     wav_dir = out / "wavs"
