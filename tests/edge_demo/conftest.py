@@ -16,7 +16,6 @@ finder), as on a device that has only numpy and LiteRT.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import shutil
 import subprocess
