@@ -117,6 +117,7 @@ def main(argv: List[str] = None) -> int:
     parser.add_argument("--name", default="throughput", help="results file stem under benchmarks/results/")
     args = parser.parse_args(argv)
 
+    load_at_start = machine_info()["load_average_1min"]
     results = {}
     for variant in args.variants:
         print(f"[throughput] {variant} …", flush=True)
@@ -134,7 +135,7 @@ def main(argv: List[str] = None) -> int:
         "# Throughput per variant\n\n"
         f"Command: `{payload['command']}`  \nCommit: `{payload['git_commit']}`  \n"
         f"Machine: {payload['machine']['cpu']} ({payload['machine']['cpu_count']} cores; 1-min load average "
-        f"{payload['machine']['load_average_1min']} at the start, {machine_info()['load_average_1min']} at the end: "
+        f"{load_at_start} at the start, {payload['machine']['load_average_1min']} at the end: "
         "above the core count, other work shared the CPU and the rates are low)\n\n"
         + markdown_table(
             ["variant", "params", "MFLOPs / segment", "train seg/s (b32)", "predict seg/s (b32)", "call seg/s (b1)"], rows
