@@ -9,7 +9,7 @@ is ever applied to validation or test data.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from typing import Sequence, Union
 
 import tensorflow as tf
 
@@ -42,7 +42,7 @@ class BatchAugmentation:
     time_width: int = 0
     freq_masks: int = 0
     freq_width: int = 0
-    fill_value: Optional[Sequence[float]] = 0.0
+    fill_value: Union[float, Sequence[float]] = 0.0
     mixup_alpha: float = 0.0
 
     def __post_init__(self):
@@ -63,6 +63,7 @@ class BatchAugmentation:
     def __call__(self, features, labels, seed):
         """Augments one batch: `features (B, n_mfcc, frames)`, `labels (B, C)` or `(B,)`, `seed` int64 scalar."""
         seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+        # one stream per step (masks, mixup, one spare); fixed so results stay reproducible
         seeds = tf.random.experimental.stateless_split(seed, num=3)
         if self.spec_augment:
             features = spec_augment(features, seeds[0], self.time_masks, self.time_width, self.freq_masks,
@@ -108,7 +109,7 @@ def spec_augment(features, seed, time_masks: int, time_width: int, freq_masks: i
         masked |= _band_mask(t_seed, batch, n_frames, time_masks, time_width)[:, None, :]
     if freq_masks and freq_width:
         masked |= _band_mask(f_seed, batch, n_coef, freq_masks, freq_width)[:, :, None]
-    fill = tf.cast(tf.convert_to_tensor(fill_value if fill_value is not None else 0.0), features.dtype)
+    fill = tf.cast(tf.convert_to_tensor(fill_value), features.dtype)
     if fill.shape.rank == 1:
         fill = fill[None, :, None]
     return tf.where(masked, tf.broadcast_to(fill, shape), features)
