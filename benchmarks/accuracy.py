@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import defaultdict
@@ -32,6 +33,7 @@ from benchmarks.paired import paired_difference
 REPO = Path(__file__).resolve().parents[1]
 METRICS = ("ua", "wa", "macro_f1")
 BASELINE = "mhsa"
+VARIANT_ORDER = ("mhsa", "fa_ca", "fa", "ca", "head_fusion")
 QUICK = {"corpus": "synthetic", "variants": ["mhsa", "fa_ca"], "seeds": [0], "epochs": 3}
 
 
@@ -56,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--results-dir", default=str(RESULTS_DIR), help="where the JSON/Markdown go")
     parser.add_argument("--quick", action="store_true",
                         help="synthetic corpus, mhsa + fa_ca, 1 seed, 3 epochs: a few minutes")
+    parser.add_argument("--replace", action="store_true",
+                        help="overwrite an earlier results file of this name instead of merging with it")
+    parser.add_argument("--render-only", action="store_true",
+                        help="train nothing: rewrite <name>.md and <name>.png from the existing <name>.json")
     parser.add_argument("--quiet", action="store_true")
     return parser
 
@@ -114,15 +120,10 @@ def build_payload(args, per_variant: Dict[str, Dict[str, Any]], new_runs: Dict[s
             "segment": {m: summary["metrics"]["segment"][m] for m in METRICS},
             "ua_per_fold": {f: float(np.mean(v)) for f, v in sorted(by_fold.items())},
             "ua_per_seed": {str(s): float(np.mean(v)) for s, v in sorted(by_seed.items())},
+            "seeds": sorted(by_seed),
             "runs": [{k: r[k] for k in ("fold", "seed", "utterance_ua", "utterance_wa", "utterance_macro_f1",
                                          "best_epoch", "epochs_run")} for r in summary["runs"]],
         }
-    paired = {}
-    if BASELINE in per_variant:
-        for variant in per_variant:
-            if variant != BASELINE:
-                paired[variant] = {m: paired_difference(_scores(per_variant[variant], m),
-                                                        _scores(per_variant[BASELINE], m)) for m in ("ua", "wa")}
     first = next(iter(per_variant.values()))
     return {
         **provenance("benchmarks.accuracy"),
@@ -134,8 +135,75 @@ def build_payload(args, per_variant: Dict[str, Dict[str, Any]], new_runs: Dict[s
         "config": config_identity,
         "labels": first["labels"],
         "variants": variants,
-        "paired_vs_mhsa": paired,
+        "paired_vs_mhsa": paired_vs_baseline(variants),
     }
+
+
+def paired_vs_baseline(variants: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """Each variant's paired UA/WA difference against `mhsa` over their common (fold, seed) runs."""
+    if BASELINE not in variants:
+        return {}
+    return {variant: {m: paired_difference(_scores(record, m), _scores(variants[BASELINE], m)) for m in ("ua", "wa")}
+            for variant, record in variants.items() if variant != BASELINE}
+
+
+def merge_with_previous(payload: Dict[str, Any], previous: Dict[str, Any], source: str) -> Dict[str, Any]:
+    """Carries over the variants of an earlier results file of the same grid.
+
+    A grid can grow over sittings (and machines): `--variants fa ca` next to an
+    earlier `mhsa fa_ca` file gives one table and paired comparisons against the
+    earlier `mhsa` runs. Variants run now replace their earlier records; carried
+    records keep the command and commit that produced them (`source`).
+
+    Raises:
+        ConfigError: the earlier file used another corpus, protocol or recipe.
+    """
+    from sercal_keras.errors import ConfigError
+
+    for key in ("corpus", "protocol", "config"):
+        if previous.get(key) != payload[key]:
+            raise ConfigError(
+                f"{source} holds a grid with another {key} ({previous.get(key)!r}, now {payload[key]!r}): "
+                "its runs cannot be compared with these. Pass --name for a new results file, or --replace.")
+    carried = {}
+    for variant, record in previous["variants"].items():
+        if variant not in payload["variants"]:
+            record = dict(record, new_runs=0)
+            record.setdefault("source", {"command": previous["command"], "git_commit": previous["git_commit"]})
+            carried[variant] = record
+    variants = {**payload["variants"], **carried}
+    ordered = sorted(variants, key=lambda v: VARIANT_ORDER.index(v) if v in VARIANT_ORDER else len(VARIANT_ORDER))
+    variants = {v: variants[v] for v in ordered}
+    seeds = sorted({int(s) for r in variants.values() for s in r.get("seeds", r["ua_per_seed"])})
+    return {**payload, "seeds": seeds, "variants": variants, "paired_vs_mhsa": paired_vs_baseline(variants)}
+
+
+def plot_ua_per_variant(payload: Dict[str, Any], path: Path) -> Path:
+    """Bar chart of utterance UA per variant: mean ± std over runs, every run as a dot."""
+    from sercal_keras.io_utils import atomic_path
+    from sercal_keras.reporting import pyplot
+
+    plt = pyplot()
+    names = list(payload["variants"])
+    fig, ax = plt.subplots(figsize=(1.4 * len(names) + 2, 3.6))
+    for i, name in enumerate(names):
+        record = payload["variants"][name]
+        ua = 100 * np.array([r["utterance_ua"] for r in record["runs"]])
+        ax.bar(i, ua.mean(), yerr=ua.std(ddof=0), capsize=5, color="tab:blue" if name == BASELINE else "tab:orange",
+               alpha=0.7)
+        ax.scatter(i + np.linspace(-0.15, 0.15, len(ua)), ua, s=8, color="black", zorder=3)
+    chance = 100.0 / len(payload["labels"])
+    ax.axhline(chance, color="grey", linestyle=":", label=f"chance {chance:.0f} %")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("utterance UA (%)")
+    protocol = payload["protocol"] + ("" if payload["speaker_independent"] else " (speaker-dependent)")
+    ax.set_title(f"{payload['corpus']}, {protocol}\nmean ± std over folds × seeds, dots: runs", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return Path(path)
 
 
 def _pm(stats) -> str:
@@ -157,9 +225,11 @@ def to_markdown(payload: Dict[str, Any]) -> str:
         f"Machine: {payload['machine']['cpu']} ({payload['machine']['cpu_count']} cores)", "",
         "## Per variant (%)", "",
     ]
-    rows = [[v, r["num_runs"], _pm(r["utterance"]["ua"]), _pm(r["utterance"]["wa"]), _pm(r["utterance"]["macro_f1"]),
-             _pm(r["segment"]["ua"])] for v, r in payload["variants"].items()]
-    lines.append(markdown_table(["variant", "runs", "UA", "WA", "macro-F1", "segment UA"], rows))
+    rows = [[v, r["num_runs"], " ".join(str(s) for s in r.get("seeds", r["ua_per_seed"])), _pm(r["utterance"]["ua"]),
+             _pm(r["utterance"]["wa"]), _pm(r["utterance"]["macro_f1"]), _pm(r["segment"]["ua"])]
+            for v, r in payload["variants"].items()]
+    lines.append(markdown_table(["variant", "runs", "seeds", "UA", "WA", "macro-F1", "segment UA"], rows))
+    lines += [f"![UA per variant]({payload['name']}.png)", ""]
     if payload["paired_vs_mhsa"]:
         lines += ["## Paired difference vs mhsa (same folds and seeds, percentage points)", ""]
         rows = []
@@ -178,6 +248,12 @@ def to_markdown(payload: Dict[str, Any]) -> str:
     lines.append(markdown_table(["variant", *(f"seed {s}" for s in seeds)], [
         [v, *(f"{100 * r['ua_per_seed'][s]:.1f}" if s in r["ua_per_seed"] else "–" for s in seeds)]
         for v, r in payload["variants"].items()]))
+    carried = {v: r["source"] for v, r in payload["variants"].items() if "source" in r}
+    if carried:
+        lines += ["## Runs carried over from earlier sittings", "",
+                  "Same corpus, protocol and recipe; the paired comparisons use their stored per-run scores.", ""]
+        lines.append(markdown_table(["variant", "command", "commit"],
+                                    [[v, f"`{s['command']}`", f"`{s['git_commit']}`"] for v, s in carried.items()]))
     lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in payload["versions"].items()), ""]
     return "\n".join(lines)
 
@@ -192,18 +268,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from training.config import import_library_quietly
 
     import_library_quietly()
-    from sercal_keras.errors import SercalError
+    from sercal_keras.errors import ConfigError, SercalError
 
     if not args.name:
         protocol = args.protocol or ("session" if args.corpus == "iemocap" else "speaker-folds")
         args.name = f"{args.corpus}_{protocol}" + ("_quick" if args.quick else "")
+    results_dir = Path(args.results_dir)
+    previous_path = results_dir / f"{args.name}.json"
     try:
-        payload = run_grid(args)
+        if args.render_only:
+            if not previous_path.exists():
+                raise ConfigError(f"--render-only: {previous_path} does not exist. Run the grid first.")
+            payload = json.loads(previous_path.read_text())
+        else:
+            payload = run_grid(args)
+            if previous_path.exists() and not args.replace:
+                payload = merge_with_previous(payload, json.loads(previous_path.read_text()), str(previous_path))
     except SercalError as error:
         print(f"python -m benchmarks.accuracy: error: {error}", file=sys.stderr)
         return 2
     markdown = to_markdown(payload)
-    write_results(args.name, payload, markdown, Path(args.results_dir))
+    write_results(args.name, payload, markdown, results_dir)
+    plot_ua_per_variant(payload, results_dir / f"{args.name}.png")
     print(markdown)
     return 0
 

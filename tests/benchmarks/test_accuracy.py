@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
+from benchmarks import accuracy
 from benchmarks.paired import paired_difference
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,7 +52,57 @@ def test_quick_grid_writes_paired_results_and_resumes(tmp_path):
     assert pair["mean"] == pytest.approx(sum(fa_ca[k] - mhsa[k] for k in fa_ca) / 2, abs=1e-6)
     markdown = (tmp_path / "results" / "synthetic_speaker-folds_quick.md").read_text()
     assert "Paired difference vs mhsa" in markdown and first["command"] in markdown
+    assert (tmp_path / "results" / "synthetic_speaker-folds_quick.png").exists()
 
     second = _run_quick(tmp_path)  # resume: everything is read back, nothing is trained again
     assert all(v["new_runs"] == 0 for v in second["variants"].values())
     assert second["variants"]["fa_ca"]["runs"] == first["variants"]["fa_ca"]["runs"]
+
+
+def _payload(variants, config=None):
+    """A results payload as `build_payload` writes it, from {variant: {(fold, seed): ua}}."""
+    records = {}
+    for name, scores in variants.items():
+        runs = [{"fold": f, "seed": s, "utterance_ua": ua, "utterance_wa": ua, "utterance_macro_f1": ua,
+                 "best_epoch": 1, "epochs_run": 1} for (f, s), ua in scores.items()]
+        stats = {"mean": sum(scores.values()) / len(scores), "std": 0.0, "n": len(scores)}
+        records[name] = {"num_runs": len(runs), "new_runs": len(runs), "seeds": sorted({s for _, s in scores}),
+                         "utterance": {m: stats for m in ("ua", "wa", "macro_f1")},
+                         "segment": {m: stats for m in ("ua", "wa", "macro_f1")},
+                         "ua_per_fold": {f: ua for (f, _), ua in scores.items()},
+                         "ua_per_seed": {str(s): ua for (_, s), ua in scores.items()}, "runs": runs}
+    return {"command": "python -m benchmarks.accuracy --variants " + " ".join(variants), "git_commit": "abc1234",
+            "machine": {"cpu": "test", "cpu_count": 2}, "versions": {}, "name": "toy_speaker-folds",
+            "corpus": "toy", "protocol": "speaker-folds", "speaker_independent": True, "seeds": [0],
+            "config": config or {"epochs": 30}, "labels": ["a", "b"], "variants": records,
+            "paired_vs_mhsa": accuracy.paired_vs_baseline(records)}
+
+
+def test_merge_carries_earlier_variants_and_pairs_them_with_the_earlier_baseline():
+    earlier = _payload({"mhsa": {("f1", 0): 0.5, ("f2", 0): 0.6}, "fa_ca": {("f1", 0): 0.55, ("f2", 0): 0.6}})
+    now = _payload({"ca": {("f1", 0): 0.7, ("f2", 0): 0.6}})
+    merged = accuracy.merge_with_previous(now, earlier, "earlier.json")
+    assert list(merged["variants"]) == ["mhsa", "fa_ca", "ca"]  # canonical order, baseline first
+    assert merged["variants"]["mhsa"]["source"]["command"] == earlier["command"]
+    assert "source" not in merged["variants"]["ca"]
+    assert merged["paired_vs_mhsa"]["ca"]["ua"]["mean"] == pytest.approx(0.1)
+    assert merged["paired_vs_mhsa"]["fa_ca"]["ua"]["mean"] == pytest.approx(0.025)
+    markdown = accuracy.to_markdown(merged)
+    assert "carried over" in markdown and earlier["command"] in markdown
+
+
+def test_merge_refuses_a_grid_with_another_recipe():
+    from sercal_keras.errors import ConfigError
+
+    earlier = _payload({"mhsa": {("f1", 0): 0.5}}, config={"epochs": 30})
+    with pytest.raises(ConfigError, match="another config.*--replace"):
+        accuracy.merge_with_previous(_payload({"ca": {("f1", 0): 0.7}}, config={"epochs": 3}), earlier, "x.json")
+
+
+def test_render_only_rewrites_markdown_and_figure_without_training(tmp_path):
+    (tmp_path / "toy_speaker-folds.json").write_text(json.dumps(
+        _payload({"mhsa": {("f1", 0): 0.5, ("f2", 0): 0.6}, "fa_ca": {("f1", 0): 0.55, ("f2", 0): 0.7}})))
+    assert accuracy.main(["--render-only", "--corpus", "toy", "--results-dir", str(tmp_path)]) == 0
+    assert "| fa_ca | 2 | 0 |" in (tmp_path / "toy_speaker-folds.md").read_text()
+    assert (tmp_path / "toy_speaker-folds.png").read_bytes()[:4] == b"\x89PNG"
+    assert accuracy.main(["--render-only", "--corpus", "none", "--results-dir", str(tmp_path)]) == 2
