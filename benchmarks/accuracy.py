@@ -109,21 +109,8 @@ def build_payload(args, per_variant: Dict[str, Dict[str, Any]], new_runs: Dict[s
     """Aggregates the per-variant CV summaries into the grid's results (utterance level)."""
     variants = {}
     for variant, summary in per_variant.items():
-        by_fold, by_seed = defaultdict(list), defaultdict(list)
-        for run in summary["runs"]:
-            by_fold[run["fold"]].append(run["utterance_ua"])
-            by_seed[int(run["seed"])].append(run["utterance_ua"])
-        variants[variant] = {
-            "num_runs": summary["num_runs"],
-            "new_runs": new_runs.get(variant, 0),
-            "utterance": {m: summary["metrics"]["utterance"][m] for m in METRICS},
-            "segment": {m: summary["metrics"]["segment"][m] for m in METRICS},
-            "ua_per_fold": {f: float(np.mean(v)) for f, v in sorted(by_fold.items())},
-            "ua_per_seed": {str(s): float(np.mean(v)) for s, v in sorted(by_seed.items())},
-            "seeds": sorted(by_seed),
-            "runs": [{k: r[k] for k in ("fold", "seed", "utterance_ua", "utterance_wa", "utterance_macro_f1",
-                                         "best_epoch", "epochs_run")} for r in summary["runs"]],
-        }
+        runs = [{k: r[k] for k in RUN_KEYS} for r in summary["runs"]]
+        variants[variant] = {**variant_record(runs), "new_runs": new_runs.get(variant, 0)}
     first = next(iter(per_variant.values()))
     return {
         **provenance("benchmarks.accuracy"),
@@ -147,13 +134,58 @@ def paired_vs_baseline(variants: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
             for variant, record in variants.items() if variant != BASELINE}
 
 
-def merge_with_previous(payload: Dict[str, Any], previous: Dict[str, Any], source: str) -> Dict[str, Any]:
-    """Carries over the variants of an earlier results file of the same grid.
+RUN_KEYS = ("fold", "seed", "utterance_ua", "utterance_wa", "utterance_macro_f1",
+            "segment_ua", "segment_wa", "segment_macro_f1", "best_epoch", "epochs_run")
 
-    A grid can grow over sittings (and machines): `--variants fa ca` next to an
-    earlier `mhsa fa_ca` file gives one table and paired comparisons against the
-    earlier `mhsa` runs. Variants run now replace their earlier records; carried
-    records keep the command and commit that produced them (`source`).
+
+def variant_record(runs: Sequence[Dict[str, Any]], segment: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """A variant's aggregate (mean ± sample std over runs, per fold, per seed) from its run records.
+
+    `segment` overrides the segment-level statistics where the runs do not carry them
+    (records written before they were kept per run).
+    """
+    from sercal_keras.metrics import mean_std
+
+    by_fold, by_seed = defaultdict(list), defaultdict(list)
+    for run in runs:
+        by_fold[run["fold"]].append(run["utterance_ua"])
+        by_seed[int(run["seed"])].append(run["utterance_ua"])
+    if segment is None:
+        segment = {m: mean_std([r.get(f"segment_{m}") for r in runs]) for m in METRICS}
+    return {
+        "num_runs": len(runs),
+        "utterance": {m: mean_std([r[f"utterance_{m}"] for r in runs]) for m in METRICS},
+        "segment": segment,
+        "ua_per_fold": {f: float(np.mean(v)) for f, v in sorted(by_fold.items())},
+        "ua_per_seed": {str(s): float(np.mean(v)) for s, v in sorted(by_seed.items())},
+        "seeds": sorted(by_seed),
+        "runs": sorted(runs, key=lambda r: (int(r["seed"]), r["fold"])),
+    }
+
+
+def _seeds(record: Dict[str, Any]) -> list:
+    return record.get("seeds") or sorted(int(s) for s in record["ua_per_seed"])
+
+
+def _pooled(groups: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """Mean and sample std of the union of groups given as {mean, std, n} (exact)."""
+    groups = [g for g in groups if g.get("n")]
+    if not groups:
+        return {"mean": None, "std": None, "n": 0}
+    n = sum(g["n"] for g in groups)
+    mean = sum(g["n"] * g["mean"] for g in groups) / n
+    squares = sum((g["n"] - 1) * (g["std"] or 0.0) ** 2 + g["n"] * (g["mean"] - mean) ** 2 for g in groups)
+    return {"mean": mean, "std": (squares / (n - 1)) ** 0.5 if n > 1 else 0.0, "n": n}
+
+
+def merge_with_previous(payload: Dict[str, Any], previous: Dict[str, Any], source: str) -> Dict[str, Any]:
+    """Adds the runs of an earlier results file of the same grid to this one.
+
+    A grid can grow over sittings (and machines): `--variants fa ca`, or `--seeds 1 2`,
+    next to an earlier `mhsa fa_ca` seed-0 file gives one table and paired comparisons
+    over all runs. A (variant, fold, seed) run now replaces its earlier record; the
+    earlier runs kept are listed with the command and commit that produced them
+    (`sources`).
 
     Raises:
         ConfigError: the earlier file used another corpus, protocol or recipe.
@@ -165,16 +197,26 @@ def merge_with_previous(payload: Dict[str, Any], previous: Dict[str, Any], sourc
             raise ConfigError(
                 f"{source} holds a grid with another {key} ({previous.get(key)!r}, now {payload[key]!r}): "
                 "its runs cannot be compared with these. Pass --name for a new results file, or --replace.")
-    carried = {}
-    for variant, record in previous["variants"].items():
-        if variant not in payload["variants"]:
-            record = dict(record, new_runs=0)
-            record.setdefault("source", {"command": previous["command"], "git_commit": previous["git_commit"]})
-            carried[variant] = record
-    variants = {**payload["variants"], **carried}
+    variants = dict(payload["variants"])
+    for variant, earlier in previous["variants"].items():
+        current = variants.get(variant)
+        done = {(r["fold"], int(r["seed"])) for r in current["runs"]} if current else set()
+        kept = [r for r in earlier["runs"] if (r["fold"], int(r["seed"])) not in done]
+        if not kept:
+            continue
+        sources = earlier.get("sources") or [
+            {"command": previous["command"], "git_commit": previous["git_commit"], "runs": len(kept)}]
+        runs = (current["runs"] if current else []) + kept
+        segment = None
+        if any("segment_ua" not in r for r in runs):  # older records: pool the stored statistics
+            whole = len(kept) == len(earlier["runs"])
+            segment = {m: _pooled([earlier["segment"][m] if whole else {}, *([current["segment"][m]] if current else [])])
+                       for m in METRICS}
+        variants[variant] = {**variant_record(runs, segment), "new_runs": current["new_runs"] if current else 0,
+                             "sources": sources}
     ordered = sorted(variants, key=lambda v: VARIANT_ORDER.index(v) if v in VARIANT_ORDER else len(VARIANT_ORDER))
     variants = {v: variants[v] for v in ordered}
-    seeds = sorted({int(s) for r in variants.values() for s in r.get("seeds", r["ua_per_seed"])})
+    seeds = sorted({s for r in variants.values() for s in _seeds(r)})
     return {**payload, "seeds": seeds, "variants": variants, "paired_vs_mhsa": paired_vs_baseline(variants)}
 
 
@@ -225,7 +267,7 @@ def to_markdown(payload: Dict[str, Any]) -> str:
         f"Machine: {payload['machine']['cpu']} ({payload['machine']['cpu_count']} cores)", "",
         "## Per variant (%)", "",
     ]
-    rows = [[v, r["num_runs"], " ".join(str(s) for s in r.get("seeds", r["ua_per_seed"])), _pm(r["utterance"]["ua"]),
+    rows = [[v, r["num_runs"], " ".join(str(s) for s in _seeds(r)), _pm(r["utterance"]["ua"]),
              _pm(r["utterance"]["wa"]), _pm(r["utterance"]["macro_f1"]), _pm(r["segment"]["ua"])]
             for v, r in payload["variants"].items()]
     lines.append(markdown_table(["variant", "runs", "seeds", "UA", "WA", "macro-F1", "segment UA"], rows))
@@ -248,12 +290,13 @@ def to_markdown(payload: Dict[str, Any]) -> str:
     lines.append(markdown_table(["variant", *(f"seed {s}" for s in seeds)], [
         [v, *(f"{100 * r['ua_per_seed'][s]:.1f}" if s in r["ua_per_seed"] else "–" for s in seeds)]
         for v, r in payload["variants"].items()]))
-    carried = {v: r["source"] for v, r in payload["variants"].items() if "source" in r}
+    carried = [[v, s["runs"], f"`{s['command']}`", f"`{s['git_commit']}`"]
+               for v, r in payload["variants"].items() for s in r.get("sources", [])]
     if carried:
         lines += ["## Runs carried over from earlier sittings", "",
-                  "Same corpus, protocol and recipe; the paired comparisons use their stored per-run scores.", ""]
-        lines.append(markdown_table(["variant", "command", "commit"],
-                                    [[v, f"`{s['command']}`", f"`{s['git_commit']}`"] for v, s in carried.items()]))
+                  "Same corpus, protocol and recipe; the tables and paired comparisons use their stored "
+                  "per-run scores.", ""]
+        lines.append(markdown_table(["variant", "runs", "command", "commit"], carried))
     lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in payload["versions"].items()), ""]
     return "\n".join(lines)
 

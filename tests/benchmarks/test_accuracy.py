@@ -83,8 +83,8 @@ def test_merge_carries_earlier_variants_and_pairs_them_with_the_earlier_baseline
     now = _payload({"ca": {("f1", 0): 0.7, ("f2", 0): 0.6}})
     merged = accuracy.merge_with_previous(now, earlier, "earlier.json")
     assert list(merged["variants"]) == ["mhsa", "fa_ca", "ca"]  # canonical order, baseline first
-    assert merged["variants"]["mhsa"]["source"]["command"] == earlier["command"]
-    assert "source" not in merged["variants"]["ca"]
+    assert merged["variants"]["mhsa"]["sources"] == [{"command": earlier["command"], "git_commit": "abc1234", "runs": 2}]
+    assert "sources" not in merged["variants"]["ca"]
     assert merged["paired_vs_mhsa"]["ca"]["ua"]["mean"] == pytest.approx(0.1)
     assert merged["paired_vs_mhsa"]["fa_ca"]["ua"]["mean"] == pytest.approx(0.025)
     markdown = accuracy.to_markdown(merged)
@@ -106,3 +106,26 @@ def test_render_only_rewrites_markdown_and_figure_without_training(tmp_path):
     assert "| fa_ca | 2 | 0 |" in (tmp_path / "toy_speaker-folds.md").read_text()
     assert (tmp_path / "toy_speaker-folds.png").read_bytes()[:4] == b"\x89PNG"
     assert accuracy.main(["--render-only", "--corpus", "none", "--results-dir", str(tmp_path)]) == 2
+
+
+def test_merge_adds_new_seeds_of_a_variant_and_replaces_rerun_pairs():
+    earlier = _payload({"mhsa": {("f1", 0): 0.5, ("f2", 0): 0.6}, "fa_ca": {("f1", 0): 0.4, ("f2", 0): 0.6}})
+    now = _payload({"mhsa": {("f1", 1): 0.7, ("f2", 1): 0.8}, "fa_ca": {("f1", 1): 0.9, ("f2", 0): 0.8}})
+    merged = accuracy.merge_with_previous(now, earlier, "earlier.json")
+    fa_ca = merged["variants"]["fa_ca"]
+    assert fa_ca["num_runs"] == 3 and fa_ca["seeds"] == [0, 1]  # (f2, 0) was rerun: the new 0.8 replaces 0.6
+    assert fa_ca["utterance"]["ua"]["mean"] == pytest.approx((0.4 + 0.8 + 0.9) / 3)
+    assert fa_ca["utterance"]["ua"]["std"] == pytest.approx(stats.tstd([0.4, 0.8, 0.9]))
+    assert fa_ca["sources"][0]["runs"] == 1 and merged["variants"]["mhsa"]["sources"][0]["runs"] == 2
+    assert merged["variants"]["mhsa"]["ua_per_seed"] == {"0": pytest.approx(0.55), "1": pytest.approx(0.75)}
+    assert merged["seeds"] == [0, 1]
+    pair = merged["paired_vs_mhsa"]["fa_ca"]["ua"]  # pairs: (f1,0) -0.1, (f2,0) +0.2, (f1,1) +0.2
+    assert pair["n"] == 3 and pair["mean"] == pytest.approx(0.1)
+
+
+def test_pooled_statistics_equal_those_of_the_union():
+    a, b = [0.1, 0.4, 0.5], [0.9, 0.3]
+    pooled = accuracy._pooled([{"mean": sum(a) / 3, "std": stats.tstd(a), "n": 3},
+                               {"mean": sum(b) / 2, "std": stats.tstd(b), "n": 2}])
+    assert pooled["n"] == 5 and pooled["mean"] == pytest.approx(sum(a + b) / 5)
+    assert pooled["std"] == pytest.approx(stats.tstd(a + b))
