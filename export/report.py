@@ -400,7 +400,7 @@ def target_checks(doc: Dict[str, Any]) -> List[Dict[str, Any]]:
     if int8:
         drop = -int8["delta_ua"]
         checks.append({"name": "ua_drop", "met": drop <= TARGETS["ua_drop_pp"] / 100 + 1e-9,
-                       "text": f"full int8 UA within 0.5 pp of float: {_pp(int8['delta_ua'])} pp"})
+                       "text": f"full int8 loses ≤ 0.5 pp UA vs float: ΔUA {_pp(int8['delta_ua'])} pp"})
         agreement = int8["metrics"]["agreement_segment"]
         checks.append({"name": "agreement", "met": agreement >= TARGETS["agreement"],
                        "text": f"top-1 agreement ≥ 98 % of segments: {_pct(agreement)} % "
