@@ -178,6 +178,18 @@ def _pooled(groups: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     return {"mean": mean, "std": (squares / (n - 1)) ** 0.5 if n > 1 else 0.0, "n": n}
 
 
+def _with_defaults(value: Any, key: str) -> Any:
+    """A recipe with the options it predates filled in with their defaults (off)."""
+    if key != "config" or not isinstance(value, dict):
+        return value
+    import dataclasses
+
+    from training.config import TrainConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    return {**{k: defaults[k] for k in defaults.keys() - value.keys() if k not in ("variant", "seeds")}, **value}
+
+
 def merge_with_previous(payload: Dict[str, Any], previous: Dict[str, Any], source: str) -> Dict[str, Any]:
     """Adds the runs of an earlier results file of the same grid to this one.
 
@@ -193,7 +205,7 @@ def merge_with_previous(payload: Dict[str, Any], previous: Dict[str, Any], sourc
     from sercal_keras.errors import ConfigError
 
     for key in ("corpus", "protocol", "config"):
-        if previous.get(key) != payload[key]:
+        if _with_defaults(previous.get(key), key) != _with_defaults(payload[key], key):
             raise ConfigError(
                 f"{source} holds a grid with another {key} ({previous.get(key)!r}, now {payload[key]!r}): "
                 "its runs cannot be compared with these. Pass --name for a new results file, or --replace.")

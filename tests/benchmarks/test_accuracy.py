@@ -129,3 +129,12 @@ def test_pooled_statistics_equal_those_of_the_union():
                                {"mean": sum(b) / 2, "std": stats.tstd(b), "n": 2}])
     assert pooled["n"] == 5 and pooled["mean"] == pytest.approx(sum(a + b) / 5)
     assert pooled["std"] == pytest.approx(stats.tstd(a + b))
+
+
+def test_merge_accepts_an_earlier_recipe_that_predates_an_option_left_at_its_default():
+    earlier = _payload({"mhsa": {("f1", 0): 0.5}}, config={"epochs": 30})
+    now = _payload({"ca": {("f1", 0): 0.7}}, config={"epochs": 30, "mixup_alpha": 0.0})
+    assert set(accuracy.merge_with_previous(now, earlier, "x.json")["variants"]) == {"mhsa", "ca"}
+    with_mixup = _payload({"ca": {("f1", 0): 0.7}}, config={"epochs": 30, "mixup_alpha": 0.2})
+    with pytest.raises(Exception, match="another config"):
+        accuracy.merge_with_previous(with_mixup, earlier, "x.json")
