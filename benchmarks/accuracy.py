@@ -273,8 +273,8 @@ def to_markdown(payload: Dict[str, Any]) -> str:
         f"Utterance level (mean of segment probabilities), mean ± std over folds × seeds {payload['seeds']}. "
         f"Recipe: {cfg.get('epochs')} epochs max, batch {cfg.get('batch_size')}, Adam lr {cfg.get('learning_rate')} "
         f"({cfg.get('lr_schedule')}), weight decay {cfg.get('weight_decay')}, dropout {cfg.get('dropout')}, "
-        f"model chosen by validation UA on {cfg.get('validation_fraction')} of the *training* speakers "
-        "(never on the test fold).", "",
+        f"model chosen by validation UA on {cfg.get('validation_fraction')} of the *training* "
+        + ("speakers" if payload["speaker_independent"] else "utterances") + " (never on the test fold).", "",
         f"Command: `{payload['command']}`  ", f"Commit: `{payload['git_commit']}`  ",
         f"Machine: {payload['machine']['cpu']} ({payload['machine']['cpu_count']} cores)", "",
         "## Per variant (%)", "",
