@@ -47,3 +47,43 @@ def paired_difference(candidate: Mapping[Key, float], baseline: Mapping[Key, flo
     result["losses"] = losses
     result["sign_test_p"] = float(stats.binomtest(wins, wins + losses).pvalue) if wins + losses else 1.0
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items()}
+
+
+def _runs_of(spec: str) -> Dict[Key, float]:
+    """`results.json:variant` → that variant's utterance UA per (fold, seed)."""
+    import json
+    from pathlib import Path
+
+    path, _, variant = spec.rpartition(":")
+    if not path:
+        raise SystemExit(f"expected RESULTS.json:VARIANT, got {spec!r}")
+    record = json.loads(Path(path).read_text())["variants"].get(variant)
+    if record is None:
+        raise SystemExit(f"{path} has no variant {variant!r}")
+    return {(r["fold"], int(r["seed"])): float(r["utterance_ua"]) for r in record["runs"]}
+
+
+def main(argv=None) -> int:
+    """Paired UA difference of two variants from two grids' results (e.g. two recipes)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.paired",
+        description="Paired utterance-UA difference CANDIDATE − BASELINE over their common (fold, seed) runs.",
+        epilog="Example: python -m benchmarks.paired benchmarks/results/exp_emodb_x.json:mhsa "
+               "benchmarks/results/emodb_speaker-folds.json:mhsa")
+    parser.add_argument("candidate", help="RESULTS.json:VARIANT")
+    parser.add_argument("baseline", help="RESULTS.json:VARIANT")
+    args = parser.parse_args(argv)
+    result = paired_difference(_runs_of(args.candidate), _runs_of(args.baseline))
+    if result["n"] < 2:
+        print(f"{result['n']} common (fold, seed) pair(s): nothing to compare")
+        return 1
+    print(f"ΔUA {100 * result['mean']:+.1f} pp [{100 * result['ci95_low']:+.1f}, {100 * result['ci95_high']:+.1f}] "
+          f"(95 % t), {result['wins']}/{result['n']} wins, p {result['p_value']:.3f}, "
+          f"sd of the differences {100 * result['std']:.1f} pp")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -138,3 +138,14 @@ def test_merge_accepts_an_earlier_recipe_that_predates_an_option_left_at_its_def
     with_mixup = _payload({"ca": {("f1", 0): 0.7}}, config={"epochs": 30, "mixup_alpha": 0.2})
     with pytest.raises(Exception, match="another config"):
         accuracy.merge_with_previous(with_mixup, earlier, "x.json")
+
+
+def test_paired_cli_compares_two_results_files(tmp_path, capsys):
+    from benchmarks import paired
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(_payload({"mhsa": {("f1", 0): 0.6, ("f2", 0): 0.7, ("f3", 0): 0.5}})))
+    b.write_text(json.dumps(_payload({"mhsa": {("f1", 0): 0.5, ("f2", 0): 0.6, ("f3", 0): 0.6}})))
+    assert paired.main([f"{a}:mhsa", f"{b}:mhsa"]) == 0
+    out = capsys.readouterr().out
+    assert "ΔUA +3.3 pp" in out and "2/3 wins" in out
