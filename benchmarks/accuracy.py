@@ -219,10 +219,10 @@ def merge_with_previous(payload: Dict[str, Any], previous: Dict[str, Any], sourc
         sources = earlier.get("sources") or [
             {"command": previous["command"], "git_commit": previous["git_commit"], "runs": len(kept)}]
         runs = (current["runs"] if current else []) + kept
-        segment = None
-        if any("segment_ua" not in r for r in runs):  # older records: pool the stored statistics
-            whole = len(kept) == len(earlier["runs"])
-            segment = {m: _pooled([earlier["segment"][m] if whole else {}, *([current["segment"][m]] if current else [])])
+        segment = None  # from the per-run segment scores (n counts the runs that carry them)
+        if len(kept) == len(earlier["runs"]) and any("segment_ua" not in r for r in kept):
+            # records that predate per-run segment scores: pool their stored statistics (exact)
+            segment = {m: _pooled([earlier["segment"][m], *([current["segment"][m]] if current else [])])
                        for m in METRICS}
         variants[variant] = {**variant_record(runs, segment), "new_runs": current["new_runs"] if current else 0,
                              "sources": sources}
