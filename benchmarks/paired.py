@@ -63,25 +63,49 @@ def _runs_of(spec: str) -> Dict[Key, float]:
     return {(r["fold"], int(r["seed"])): float(r["utterance_ua"]) for r in record["runs"]}
 
 
+def _line(result: Mapping[str, float]) -> str:
+    return (f"ΔUA {100 * result['mean']:+.1f} pp [{100 * result['ci95_low']:+.1f}, {100 * result['ci95_high']:+.1f}] "
+            f"(95 % t), {result['wins']}/{result['n']} wins, p {result['p_value']:.3f}, "
+            f"sd of the differences {100 * result['std']:.1f} pp")
+
+
 def main(argv=None) -> int:
-    """Paired UA difference of two variants from two grids' results (e.g. two recipes)."""
+    """Paired UA difference of two variants from two grids' results (e.g. two recipes).
+
+    With several CANDIDATE BASELINE couples, each couple is reported and then
+    all their pairs pooled into one paired estimate (e.g. fa_ca − mhsa under
+    several recipes, each recipe applied to both variants alike).
+    """
     import argparse
 
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.paired",
-        description="Paired utterance-UA difference CANDIDATE − BASELINE over their common (fold, seed) runs.",
+        description="Paired utterance-UA difference CANDIDATE − BASELINE over their common (fold, seed) runs. "
+                    "Give several CANDIDATE BASELINE couples to pool their pairs as well.",
         epilog="Example: python -m benchmarks.paired benchmarks/results/exp_emodb_x.json:mhsa "
                "benchmarks/results/emodb_speaker-folds.json:mhsa")
-    parser.add_argument("candidate", help="RESULTS.json:VARIANT")
-    parser.add_argument("baseline", help="RESULTS.json:VARIANT")
+    parser.add_argument("specs", nargs="+", metavar="RESULTS.json:VARIANT",
+                        help="CANDIDATE BASELINE [CANDIDATE BASELINE ...]")
     args = parser.parse_args(argv)
-    result = paired_difference(_runs_of(args.candidate), _runs_of(args.baseline))
+    if len(args.specs) % 2:
+        parser.error(f"expected CANDIDATE BASELINE couples, got {len(args.specs)} spec(s): add the missing baseline")
+    couples = list(zip(args.specs[0::2], args.specs[1::2]))
+    pooled_candidate: Dict[Key, float] = {}
+    pooled_baseline: Dict[Key, float] = {}
+    for index, (candidate_spec, baseline_spec) in enumerate(couples):
+        candidate, baseline = _runs_of(candidate_spec), _runs_of(baseline_spec)
+        result = paired_difference(candidate, baseline)
+        if len(couples) > 1:
+            shown = _line(result) if result["n"] >= 2 else f"{result['n']} common pair(s)"
+            print(f"{candidate_spec} − {baseline_spec}: {shown}")
+        # Keys stay distinct per couple: a fold/seed of one recipe is not the same pair in another.
+        pooled_candidate.update({(f"{index}:{fold}", seed): v for (fold, seed), v in candidate.items()})
+        pooled_baseline.update({(f"{index}:{fold}", seed): v for (fold, seed), v in baseline.items()})
+    result = paired_difference(pooled_candidate, pooled_baseline)
     if result["n"] < 2:
         print(f"{result['n']} common (fold, seed) pair(s): nothing to compare")
         return 1
-    print(f"ΔUA {100 * result['mean']:+.1f} pp [{100 * result['ci95_low']:+.1f}, {100 * result['ci95_high']:+.1f}] "
-          f"(95 % t), {result['wins']}/{result['n']} wins, p {result['p_value']:.3f}, "
-          f"sd of the differences {100 * result['std']:.1f} pp")
+    print(("pooled: " if len(couples) > 1 else "") + _line(result))
     return 0
 
 

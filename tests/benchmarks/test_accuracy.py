@@ -149,3 +149,20 @@ def test_paired_cli_compares_two_results_files(tmp_path, capsys):
     assert paired.main([f"{a}:mhsa", f"{b}:mhsa"]) == 0
     out = capsys.readouterr().out
     assert "ΔUA +3.3 pp" in out and "2/3 wins" in out
+
+
+def test_paired_cli_pools_couples_without_mixing_their_pairs(tmp_path, capsys):
+    from benchmarks import paired
+
+    # Two recipes, same fold/seed names: pooled they must count as 4 pairs, not 2.
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(_payload({"fa_ca": {("f1", 0): 0.6, ("f2", 0): 0.7},
+                                      "mhsa": {("f1", 0): 0.5, ("f2", 0): 0.6}})))
+    b.write_text(json.dumps(_payload({"fa_ca": {("f1", 0): 0.5, ("f2", 0): 0.5},
+                                      "mhsa": {("f1", 0): 0.5, ("f2", 0): 0.7}})))
+    assert paired.main([f"{a}:fa_ca", f"{a}:mhsa", f"{b}:fa_ca", f"{b}:mhsa"]) == 0
+    out = capsys.readouterr().out
+    # differences +10, +10, 0, −20 → mean −0.0 pp over 4 pairs, 2 wins
+    assert "pooled: ΔUA" in out and "2/4 wins" in out
+    with pytest.raises(SystemExit):
+        paired.main([f"{a}:fa_ca", f"{a}:mhsa", f"{b}:fa_ca"])
