@@ -28,7 +28,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from benchmarks.common import RESULTS_DIR, markdown_table, provenance, write_results
-from benchmarks.paired import paired_difference
+from benchmarks.paired import paired_difference, run_scores
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = ("ua", "wa", "macro_f1")
@@ -100,10 +100,6 @@ def run_grid(args) -> Dict[str, Any]:
     return build_payload(args, per_variant, new_runs, config_identity)
 
 
-def _scores(summary, metric: str) -> Dict[tuple, float]:
-    return {(r["fold"], int(r["seed"])): float(r[f"utterance_{metric}"]) for r in summary["runs"]}
-
-
 def build_payload(args, per_variant: Dict[str, Dict[str, Any]], new_runs: Dict[str, int],
                   config_identity: Dict[str, Any]) -> Dict[str, Any]:
     """Aggregates the per-variant CV summaries into the grid's results (utterance level)."""
@@ -130,7 +126,7 @@ def paired_vs_baseline(variants: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     """Each variant's paired UA/WA difference against `mhsa` over their common (fold, seed) runs."""
     if BASELINE not in variants:
         return {}
-    return {variant: {m: paired_difference(_scores(record, m), _scores(variants[BASELINE], m)) for m in ("ua", "wa")}
+    return {variant: {m: paired_difference(run_scores(record, m), run_scores(variants[BASELINE], m)) for m in ("ua", "wa")}
             for variant, record in variants.items() if variant != BASELINE}
 
 

@@ -49,6 +49,20 @@ def paired_difference(candidate: Mapping[Key, float], baseline: Mapping[Key, flo
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items()}
 
 
+def run_scores(record: Mapping, metric: str = "ua") -> Dict[Key, float]:
+    """A variant's utterance-level `metric` per (fold, seed), from its `runs` list.
+
+    Args:
+        record: a variant record of a `benchmarks.accuracy` results file (or a
+            cross-validation summary): `{"runs": [{"fold", "seed", "utterance_<metric>"}, ...]}`.
+        metric: `ua`, `wa` or `macro_f1`.
+
+    Returns:
+        `{(fold, seed): value}`, ready for `paired_difference`.
+    """
+    return {(r["fold"], int(r["seed"])): float(r[f"utterance_{metric}"]) for r in record["runs"]}
+
+
 def _runs_of(spec: str) -> Dict[Key, float]:
     """`results.json:variant` → that variant's utterance UA per (fold, seed)."""
     import json
@@ -60,7 +74,7 @@ def _runs_of(spec: str) -> Dict[Key, float]:
     record = json.loads(Path(path).read_text())["variants"].get(variant)
     if record is None:
         raise SystemExit(f"{path} has no variant {variant!r}")
-    return {(r["fold"], int(r["seed"])): float(r["utterance_ua"]) for r in record["runs"]}
+    return run_scores(record)
 
 
 def _line(result: Mapping[str, float]) -> str:

@@ -162,7 +162,7 @@ def test_paired_cli_pools_couples_without_mixing_their_pairs(tmp_path, capsys):
                                       "mhsa": {("f1", 0): 0.5, ("f2", 0): 0.7}})))
     assert paired.main([f"{a}:fa_ca", f"{a}:mhsa", f"{b}:fa_ca", f"{b}:mhsa"]) == 0
     out = capsys.readouterr().out
-    # differences +10, +10, 0, −20 → mean −0.0 pp over 4 pairs, 2 wins
-    assert "pooled: ΔUA" in out and "2/4 wins" in out
+    # differences +10, +10, 0, −20 → mean 0 over 4 pairs (2 if the recipes' pairs merged), 2 wins
+    assert "pooled: ΔUA +0.0 pp" in out and "2/4 wins" in out
     with pytest.raises(SystemExit):
         paired.main([f"{a}:fa_ca", f"{a}:mhsa", f"{b}:fa_ca"])
