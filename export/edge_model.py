@@ -28,7 +28,8 @@ keep the float results (checked by `explicit_matches`):
   the slow builtin kernels), and (b) everywhere for quantization-aware training.
 
 Variants or forms the explicit graph does not cover (`head_fusion`, the
-first-attempt `gate`/`conv` forms, the local-context CA) fall back to the
+first-attempt `gate`/`conv` forms, the local-context CA, FA from the input
+energy) fall back to the
 sliced Keras graph, which converts the same way, minus those rewrites.
 TensorFlow ops are used directly here: this is the export edge (STYLE.md).
 """
@@ -128,6 +129,8 @@ def explicit_support(model) -> Optional[str]:
         return "the attention is not MultiHeadSelfAttention (e.g. the head_fusion baseline)"
     if "focus_attention" in layers and not isinstance(layers["focus_attention"], FocusAttention):
         return "Focus-Attention is the first-attempt feature gate"
+    if "input_energy" in layers:
+        return "Focus-Attention reads the input energy (focus_source='energy')"
     if "calibration_attention" in layers:
         calibration = layers["calibration_attention"]
         if not isinstance(calibration, CalibrationAttention):

@@ -74,6 +74,9 @@ class TrainConfig:
             validation UA; 0 = off.
         mixed_precision: train with the `mixed_float16` policy (GPUs).
         features: `FeatureConfig` fields to override (e.g. `{"train_hop_seconds": 0.5}`).
+        model_options: `build_model` settings beyond the variant (`MODEL_OPTIONS`,
+            e.g. `{"calibration_context": 5}` or `{"focus_source": "energy"}`);
+            empty = the variant's defaults (the paper preset's forms).
         output_dir: where the run directory goes; None = `runs/<corpus>_<variant>_<time>`.
         overwrite: replace an existing run directory.
         cache_dir: cache folder for generated audio and features; None = the
@@ -107,6 +110,7 @@ class TrainConfig:
     patience: int = 0
     mixed_precision: bool = False
     features: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    model_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
     output_dir: Optional[str] = None
     overwrite: bool = False
     cache_dir: Optional[str] = None
@@ -225,6 +229,9 @@ class TrainConfig:
             feature_config = self.feature_config()
         except (TypeError, ValueError) as error:
             fail("features", f"is not a valid FeatureConfig: {error}")
+        unknown = sorted(set(self.model_options) - set(MODEL_OPTIONS))
+        if unknown:
+            fail("model_options", f"has unknown keys {unknown}; known: {', '.join(MODEL_OPTIONS)}")
         n_coef, n_frames = feature_config.feature_shape
         if self.time_mask_width > n_frames:
             fail("time_mask_width", f"must be <= the {n_frames} frames of a segment. Received: {self.time_mask_width}")
@@ -250,7 +257,11 @@ FLAGS = {
     "json_output": "--json",
     "features": "features (config file, or --train-hop-seconds)",
     "corpus_options": "--corpus-option",
+    "model_options": "--model-option",
 }
+#: `build_model` keyword arguments a config may set through `model_options`.
+MODEL_OPTIONS = ("num_heads", "head_dim", "attention_dropout", "focus_form", "focus_source",
+                 "calibration_form", "calibration_context")
 
 
 def flag(field: str) -> str:
@@ -310,7 +321,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             return None
         items = _split_list(value)
         return ["all"] if [i.lower() for i in items] == ["all"] else items
-    if key in ("corpus_options", "features"):
+    if key in ("corpus_options", "features", "model_options"):
         if isinstance(value, str):  # `--set features={train_hop_seconds: 0.5}` (YAML or JSON)
             import yaml
 
@@ -421,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = p.add_argument_group("model and recipe")
     model.add_argument("--variant", choices=VARIANT_NAMES, help=f"model variant (default: {d.variant}, the paper preset)")
+    model.add_argument("--model-option", metavar="KEY=VALUE", action="append", dest="model_option",
+                       help="build_model setting beyond the variant, repeatable: " + ", ".join(MODEL_OPTIONS)
+                       + " (e.g. calibration_context=5, focus_source=energy; default: none)")
     model.add_argument("--dropout", metavar="P", help=f"dropout before the classifier (default: {d.dropout})")
     model.add_argument("--epochs", metavar="N", help=f"maximum epochs (default: {d.epochs})")
     model.add_argument("--time-masks", metavar="N", help="SpecAugment time masks per training segment (default: 0 = off)")
@@ -494,20 +508,10 @@ def config_from_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
             for key in ("verbosity", "json_output", "overwrite"):
                 data.pop(key, None)
         config.update(data, source=f"--resume {resume}" if resume is not None else f"--config {config_file}")
-    options = args.pop("corpus_option", None)
-    if options:
-        merged = dict(config.corpus_options)
-        for item in options:
-            if "=" not in item:
-                raise _error(f"--corpus-option must be KEY=VALUE. Received: {item!r}")
-            key, raw = item.split("=", 1)
-            import yaml
-
-            try:
-                merged[key.strip()] = yaml.safe_load(raw)
-            except Exception:
-                merged[key.strip()] = raw
-        args["corpus_options"] = merged
+    for option_flag, field in (("corpus_option", "corpus_options"), ("model_option", "model_options")):
+        options = args.pop(option_flag, None)
+        if options:
+            args[field] = {**getattr(config, field), **_key_values(options, flag(field))}
     train_hop = args.pop("train_hop_seconds", None)
     if train_hop is not None:
         try:
@@ -520,6 +524,22 @@ def config_from_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
         raise _error("--resume DIR already sets the output directory; drop --output-dir")
     config.update(values, source=source)
     return config.validate()
+
+
+def _key_values(items: Sequence[str], option: str) -> Dict[str, Any]:
+    """`["a=1", "b=x"]` → `{"a": 1, "b": "x"}` (values read as YAML scalars)."""
+    import yaml
+
+    values = {}
+    for item in items:
+        if "=" not in item:
+            raise _error(f"{option} must be KEY=VALUE. Received: {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            values[key.strip()] = yaml.safe_load(raw)
+        except Exception:
+            values[key.strip()] = raw
+    return values
 
 
 def explicit_output_dir(config: TrainConfig) -> Tuple[Path, bool]:

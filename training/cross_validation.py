@@ -74,7 +74,7 @@ def run_cross_validation(config, command: Optional[Sequence[str]] = None,
     """
     from training.config import describe, explicit_output_dir
     from training.strategy import chief_decides
-    from training.trainer import load_data, select_folds, train_run
+    from training.trainer import build_and_compile, load_data, select_folds, train_run
 
     config = dataclasses.replace(config).validate()  # a copy: the output dir gets filled in
     output_dir, named = explicit_output_dir(config)
@@ -90,6 +90,8 @@ def run_cross_validation(config, command: Optional[Sequence[str]] = None,
     prepare_output_dir(config, output_dir, named, delete=False)
     data = load_data(config, log=quiet_log)
     chosen = select_folds(config, data.folds)  # every check before the output dir is touched
+    if config.model_options:  # a dry build: a bad --model-option fails here, not after the run dir is written
+        build_and_compile(config, len(data.labels), None, None, data.feature_config.feature_shape, compile_model=False)
     flat = layout_is_flat(config, output_dir)
     if chief:
         prepare_output_dir(config, output_dir, named, delete=True)

@@ -125,14 +125,20 @@ def build_and_compile(config, num_classes: int, mean, variance, feature_shape, c
 
     from sercal_keras.models import build_model
 
-    model = build_model(
-        config.variant,
-        num_classes=num_classes,
-        input_shape=feature_shape,
-        dropout=config.dropout,
-        feature_mean=mean,
-        feature_variance=variance,
-    )
+    try:
+        model = build_model(
+            config.variant,
+            num_classes=num_classes,
+            input_shape=feature_shape,
+            dropout=config.dropout,
+            feature_mean=mean,
+            feature_variance=variance,
+            **config.model_options,
+        )
+    except ValueError as error:
+        if not config.model_options:
+            raise
+        raise ConfigError(f"--model-option: {error}") from None
     if compile_model:
         # mixup / label smoothing train on one-hot (soft) labels; the paper recipe on class indices
         loss = (keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)

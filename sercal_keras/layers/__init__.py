@@ -7,6 +7,7 @@ from sercal_keras.layers.conv_calibration import ConvCalibration
 from sercal_keras.layers.feature_gate_focus import FeatureGateFocus
 from sercal_keras.layers.focus_attention import FocusAttention
 from sercal_keras.layers.head_fusion_attention import HeadFusionAttention
+from sercal_keras.layers.input_energy import InputEnergy
 from sercal_keras.layers.multi_head_self_attention import MultiHeadSelfAttention
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "FeatureGateFocus",
     "FocusAttention",
     "HeadFusionAttention",
+    "InputEnergy",
     "MFCC",
     "MultiHeadSelfAttention",
 ]

@@ -22,6 +22,10 @@ class FocusAttention(keras.layers.Layer):
     ignores a constant per row, that bias equals `(β_h / τ) · a_j`, which is what
     the graph computes (no log or softmax: cheaper and int8-friendly).
 
+    The amplitude may come from elsewhere: pass `amplitude` (one value per
+    position, e.g. the input's MFCC energy from `InputEnergy`) and the layer
+    uses it instead of the feature-map maximum.
+
     `β` starts at zero, so at initialisation the model *is* plain MHSA and
     training only moves away from it where that helps. `τ > 0` is learned
     through `log τ`.
@@ -34,6 +38,7 @@ class FocusAttention(keras.layers.Layer):
 
     Call arguments:
         inputs: feature map `(batch, positions, channels)`.
+        amplitude: optional `(batch, positions)`; None = `max_c inputs`.
         return_focus_map: bool, also return the focus map `f` (for plots).
 
     Returns:
@@ -77,18 +82,18 @@ class FocusAttention(keras.layers.Layer):
         )
         self.built = True
 
-    def amplitude(self, inputs):
-        """The amplitude `a` of every position: the max over channels, `(batch, positions)`."""
-        return ops.max(inputs, axis=-1)
+    def amplitude(self, inputs, amplitude=None):
+        """The amplitude `a` of every position, `(batch, positions)`: `amplitude` or the max over channels."""
+        return ops.max(inputs, axis=-1) if amplitude is None else ops.cast(amplitude, inputs.dtype)
 
-    def focus_map(self, inputs):
+    def focus_map(self, inputs, amplitude=None):
         """The focus map `f = softmax(a / τ)` over positions, `(batch, positions)`."""
-        amplitude = self.amplitude(inputs)
+        amplitude = self.amplitude(inputs, amplitude)
         temperature = ops.cast(ops.exp(self.log_temperature), amplitude.dtype)
         return ops.softmax(ops.divide(amplitude, temperature), axis=-1)
 
-    def call(self, inputs, return_focus_map=False):
-        amplitude = self.amplitude(inputs)
+    def call(self, inputs, amplitude=None, return_focus_map=False):
+        amplitude = self.amplitude(inputs, amplitude)
         # β_h · log softmax(a/τ)_j  ==  (β_h/τ) · a_j  up to a per-row constant.
         strength = ops.cast(self.beta * ops.exp(-self.log_temperature), amplitude.dtype)
         bias = ops.multiply(
@@ -96,13 +101,13 @@ class FocusAttention(keras.layers.Layer):
             ops.expand_dims(ops.expand_dims(amplitude, 1), 1),
         )
         if return_focus_map:
-            return bias, self.focus_map(inputs)
+            return bias, self.focus_map(inputs, amplitude)
         return bias
 
     def compute_output_shape(self, inputs_shape):
         return (inputs_shape[0], self.num_heads, 1, inputs_shape[1])
 
-    def compute_output_spec(self, inputs, return_focus_map=False):
+    def compute_output_spec(self, inputs, amplitude=None, return_focus_map=False):
         bias = keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=self.compute_dtype)
         if return_focus_map:
             return bias, keras.KerasTensor((inputs.shape[0], inputs.shape[1]), dtype=self.compute_dtype)

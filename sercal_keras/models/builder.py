@@ -13,6 +13,7 @@ from sercal_keras.layers import (
     FeatureGateFocus,
     FocusAttention,
     HeadFusionAttention,
+    InputEnergy,
     MultiHeadSelfAttention,
 )
 from sercal_keras.models.backbone import cnn_backbone
@@ -26,6 +27,7 @@ VARIANTS = {
     "head_fusion": ("head_fusion", False, False),
 }
 FOCUS_FORMS = ("prior", "gate")
+FOCUS_SOURCES = ("cnn", "energy")
 CALIBRATION_FORMS = ("se", "conv")
 
 
@@ -40,6 +42,7 @@ def build_model(
     feature_mean: Optional[Sequence[float]] = None,
     feature_variance: Optional[Sequence[float]] = None,
     focus_form: str = "prior",
+    focus_source: str = "cnn",
     calibration_form: str = "se",
     calibration_context: Optional[int] = None,
     name: Optional[str] = None,
@@ -67,6 +70,9 @@ def build_model(
         feature_variance: per-coefficient variance `(n_mfcc,)`; None for 1.
         focus_form: `"prior"` (adopted: bias on the attention logits) or
             `"gate"` (first attempt: multiplicative feature gate).
+        focus_source: where the `"prior"` reads amplitude: `"cnn"` (adopted:
+            the feature map's maximum over channels) or `"energy"` (the
+            input's MFCC c0, i.e. frame log-energy, via `InputEnergy`).
         calibration_form: `"se"` (adopted: SE gate over heads) or `"conv"`
             (first attempt: per-position sigmoid Conv1D).
         calibration_context: None (one weight per head) or an odd window of
@@ -86,6 +92,10 @@ def build_model(
         raise ValueError(f"variant must be one of {sorted(VARIANTS)}. Received: variant={variant!r}")
     if focus_form not in FOCUS_FORMS:
         raise ValueError(f"focus_form must be one of {FOCUS_FORMS}. Received: focus_form={focus_form!r}")
+    if focus_source not in FOCUS_SOURCES:
+        raise ValueError(f"focus_source must be one of {FOCUS_SOURCES}. Received: focus_source={focus_source!r}")
+    if focus_source != "cnn" and focus_form != "prior":
+        raise ValueError(f"focus_source={focus_source!r} needs focus_form='prior'. Received: focus_form={focus_form!r}")
     if calibration_form not in CALIBRATION_FORMS:
         raise ValueError(
             f"calibration_form must be one of {CALIBRATION_FORMS}. Received: calibration_form={calibration_form!r}"
@@ -104,10 +114,10 @@ def build_model(
         )
 
     inputs = keras.Input((n_mfcc, frames), name="mfcc")
-    x = keras.layers.Normalization(
+    standardized = keras.layers.Normalization(
         axis=1, mean=mean.tolist(), variance=variance.tolist(), name="mfcc_standardization"
     )(inputs)
-    x = keras.layers.Reshape((n_mfcc, frames, 1), name="add_channel")(x)
+    x = keras.layers.Reshape((n_mfcc, frames, 1), name="add_channel")(standardized)
     x = cnn_backbone(x)
     _, height, width, channels = x.shape
     positions = keras.layers.Reshape((height * width, channels), name="positions")(x)
@@ -116,7 +126,10 @@ def build_model(
     if use_focus and focus_form == "gate":
         positions = FeatureGateFocus(name="focus_attention")(positions)
     elif use_focus:
-        attention_bias = FocusAttention(num_heads=num_heads, name="focus_attention")(positions)
+        amplitude = None
+        if focus_source == "energy":
+            amplitude = InputEnergy(grid=(height, width), name="input_energy")(standardized)
+        attention_bias = FocusAttention(num_heads=num_heads, name="focus_attention")(positions, amplitude=amplitude)
 
     if attention == "head_fusion":
         heads = HeadFusionAttention(num_heads=num_heads, head_dim=head_dim, name="head_fusion_attention")(positions)

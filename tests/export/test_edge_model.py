@@ -10,11 +10,11 @@ from sercal_keras.models import build_model
 from tests.export.conftest import make_mfcc
 
 
-def _perturbed(variant: str):
+def _perturbed(variant: str, **options):
     """An untrained model whose BN statistics, FA and CA are away from their identity starts."""
     x, _ = make_mfcc(16, seed=5)
     model = build_model(variant, num_classes=3, num_heads=2, head_dim=8, feature_mean=x.mean(axis=(0, 2)),
-                        feature_variance=x.var(axis=(0, 2)))
+                        feature_variance=x.var(axis=(0, 2)), **options)
     rng = np.random.default_rng(0)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -44,6 +44,20 @@ def test_explicit_graph_matches_keras(variant):
     # The perturbation must matter, or this test could not fail: outputs are far from uniform.
     assert np.abs(reference - 1.0 / 3).max() > 0.05
     assert edge_model.explicit_matches(model, graph, x) < 1e-5
+
+
+@pytest.mark.parametrize("options, reason", [({"focus_source": "energy"}, "input energy"),
+                                             ({"calibration_context": 3}, "local context")])
+def test_forms_outside_the_explicit_graph_fall_back_and_convert_to_int8(options, reason):
+    from export import convert
+
+    model, x = _perturbed("fa_ca", **options)
+    graph = edge_model.mfcc_edge_model(model)
+    assert graph.form == "sliced" and reason in graph.note
+    assert edge_model.explicit_matches(model, graph, x) < 1e-5
+    mean, std = edge_model.normalization_stats(model)
+    result = convert.convert(graph, "int8", edge_model.standardize(x, mean, std))  # builtin ops, or it raises
+    assert len(result.content) > 0
 
 
 def test_head_fusion_falls_back_to_the_sliced_graph():

@@ -66,3 +66,13 @@ def test_zero_beta_is_plain_attention():
 def test_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError, match="Received"):
         FocusAttention(**kwargs)
+
+
+def test_given_amplitude_replaces_the_feature_map_maximum():
+    x = _loud_at(4)  # the feature map is loud at position 4 ...
+    amplitude = np.zeros((1, 20), "float32")
+    amplitude[0, 13] = 2.0  # ... the given amplitude at 13
+    layer = FocusAttention(num_heads=2, temperature=0.5, beta_initializer=keras.initializers.Constant(1.5))
+    bias, focus = layer(x, amplitude=amplitude, return_focus_map=True)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bias)[0, 1, 0], 1.5 / 0.5 * amplitude[0], atol=1e-5)
+    assert int(np.argmax(keras.ops.convert_to_numpy(focus)[0])) == 13

@@ -51,6 +51,22 @@ def test_first_attempt_forms_are_options():
     assert local.get_layer("calibration_attention").context_size == 5
 
 
+def test_focus_from_input_energy_reads_mfcc_c0():
+    model = build_model("fa", num_classes=4, focus_source="energy")
+    energy = model.get_layer("input_energy")
+    assert energy.input.name == model.get_layer("mfcc_standardization").output.name
+    assert tuple(energy.output.shape) == (None, 90) and energy.grid == (6, 15)
+    # Only c0 matters to the prior: with β moved, changing c0 changes the output, other rows do not reach it.
+    focus = model.get_layer("focus_attention")
+    focus.set_weights([np.full(4, 3.0, "float32"), focus.get_weights()[1]])
+    x, _ = _batch(2)
+    louder = x.copy()
+    louder[:, 0, 30:40] += 200.0
+    changed = keras.ops.convert_to_numpy(model.get_layer("input_energy")(louder)) - keras.ops.convert_to_numpy(
+        model.get_layer("input_energy")(x))
+    assert np.all(changed[:, 7:10] > 0) and np.allclose(changed[:, :7], 0)  # columns 7-9 cover frames 28-39
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_each_variant_learns_a_few_steps(variant):
     keras.utils.set_random_seed(0)
@@ -88,7 +104,9 @@ def test_standardization_uses_the_given_statistics():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"variant": "transformer"}, {"num_classes": 1}, {"focus_form": "x"}, {"feature_mean": [0.0] * 3}]
+    "kwargs",
+    [{"variant": "transformer"}, {"num_classes": 1}, {"focus_form": "x"}, {"feature_mean": [0.0] * 3},
+     {"focus_source": "waveform"}, {"focus_source": "energy", "focus_form": "gate"}],
 )
 def test_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError, match="Received"):
@@ -97,9 +115,11 @@ def test_rejects_bad_arguments(kwargs):
 
 def test_saved_models_load_in_a_fresh_process_with_identical_predictions(tmp_path):
     x, _ = _batch(3)
-    for variant in sorted(VARIANTS) + ["gate_conv"]:
+    for variant in sorted(VARIANTS) + ["gate_conv", "fa_ca_energy"]:
         if variant == "gate_conv":
             model = build_model("fa_ca", focus_form="gate", calibration_form="conv", calibration_context=None)
+        elif variant == "fa_ca_energy":
+            model = build_model("fa_ca", num_classes=4, focus_source="energy", calibration_context=3)
         else:
             model = build_model(variant, num_classes=4, feature_mean=np.arange(26.0))
         # Move the identity-start weights so the round trip is not trivially equal.
@@ -123,4 +143,4 @@ def test_saved_models_load_in_a_fresh_process_with_identical_predictions(tmp_pat
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("ok ") == len(VARIANTS) + 1
+    assert result.stdout.count("ok ") == len(VARIANTS) + 2

@@ -21,6 +21,25 @@ def test_flags_set_the_options_and_defaults_are_off():
     assert config.feature_config().train_hop_seconds == 0.5
 
 
+def test_model_options_reach_the_builder(tmp_path):
+    from training.trainer import build_and_compile
+
+    config = config_from_args(["--model-option", "calibration_context=5", "--model-option", "focus_source=energy"])
+    assert config.model_options == {"calibration_context": 5, "focus_source": "energy"}
+    assert TrainConfig.from_dict({"model_options": "{calibration_context: 3}"}).model_options == {"calibration_context": 3}
+    model = build_and_compile(config, 4, None, None, (26, 63), compile_model=False)
+    assert model.get_layer("calibration_attention").context_size == 5
+    assert model.get_layer("input_energy").grid == (6, 15)
+
+
+def test_bad_model_option_fails_before_the_run_directory(warm_cache, capsys, tmp_path):
+    out = tmp_path / "out"
+    assert main(SMALL + ["--model-option", "calibration_context=4", "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--model-option" in err and "context_size" in err, err
+    assert not out.exists()
+
+
 def test_benchmark_set_values_are_coerced_from_strings():
     # benchmarks.accuracy --set passes every value as a string
     config = TrainConfig.from_dict({"time_masks": "2", "time_mask_width": "12", "mixup_alpha": "0.2",
@@ -41,6 +60,8 @@ def test_benchmark_set_values_are_coerced_from_strings():
         (["--label-smoothing", "1"], "--label-smoothing"),
         (["--train-hop-seconds", "abc"], "--train-hop-seconds"),
         (["--train-hop-seconds", "-1"], "--train-hop-seconds"),
+        (["--model-option", "heads=2"], "--model-option"),
+        (["--model-option", "calibration_context"], "--model-option"),
     ],
 )
 def test_bad_options_exit_2_naming_the_flag(args, flag, capsys, tmp_path):
