@@ -67,6 +67,10 @@ class TrainConfig:
         mixup_alpha: mixup of training segments within a batch, λ ~ Beta(α, α)
             (0 = off); the labels become soft and the loss categorical.
         label_smoothing: cross-entropy label smoothing (0 = off).
+        speed_perturbation: extra speed factors for the training audio (e.g.
+            `[0.9, 1.1]`): each training utterance is also resampled at each
+            factor (tempo and pitch, as `sox speed`) and cut into training
+            segments; validation and test audio are never perturbed. [] = off.
         validation_fraction: share of the training *speakers* held out to
             choose the best epoch by validation UA; 0 = no validation (the last
             epoch's model is kept: a fixed epoch budget).
@@ -106,6 +110,7 @@ class TrainConfig:
     freq_mask_width: int = 0
     mixup_alpha: float = 0.0
     label_smoothing: float = 0.0
+    speed_perturbation: List[float] = dataclasses.field(default_factory=list)
     validation_fraction: float = 0.2
     patience: int = 0
     mixed_precision: bool = False
@@ -217,6 +222,12 @@ class TrainConfig:
             fail("mixup_alpha", f"must be >= 0 (0 = off). Received: {self.mixup_alpha}")
         if not 0 <= self.label_smoothing < 1:
             fail("label_smoothing", f"must lie in [0, 1). Received: {self.label_smoothing}")
+        for factor in self.speed_perturbation:
+            if not 0.5 <= factor <= 2.0 or factor == 1.0:
+                fail("speed_perturbation", f"factors must lie in [0.5, 2] and not be 1 (the audio itself is always "
+                     f"used). Received: {self.speed_perturbation}")
+        if len(set(self.speed_perturbation)) != len(self.speed_perturbation):
+            fail("speed_perturbation", f"factors must be distinct. Received: {self.speed_perturbation}")
         if not 0 <= self.validation_fraction < 1:
             fail("validation_fraction", f"must lie in [0, 1). Received: {self.validation_fraction}")
         if self.patience < 0:
@@ -310,6 +321,11 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if str(value).lower() in ("false", "no", "0", "off"):
             return False
         raise bad("true or false")
+    if key == "speed_perturbation":
+        try:
+            return [float(s) for s in _split_list(value)]
+        except ValueError:
+            raise bad("a list of numbers (e.g. 0.9,1.1)") from None
     if key == "seeds":
         items = _split_list(value)
         try:
@@ -446,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--mixup-alpha", metavar="A",
                        help="mixup of training segments, lambda ~ Beta(A, A) (default: 0 = off)")
     model.add_argument("--label-smoothing", metavar="E", help="cross-entropy label smoothing (default: 0 = off)")
+    model.add_argument("--speed-perturbation", metavar="F,F",
+                       help="extra speed factors for the training audio, e.g. 0.9,1.1: each training utterance "
+                       "is also used resampled at each factor (default: none)")
     model.add_argument("--train-hop-seconds", metavar="S",
                        help="hop between training segments in seconds (default: 1.0; sets features.train_hop_seconds)")
     model.add_argument("--batch-size", metavar="N",

@@ -42,6 +42,9 @@ class CorpusData:
         cache_dir: the feature cache root (None: the library default).
         train_segments: every utterance cut with the training hop (after `extract`).
         eval_segments: every utterance cut with the evaluation hop (after `extract`).
+        speeds: speed-perturbation factors whose copies join `train_segments`
+            (same utterance indices, so a fold's training utterances bring
+            their perturbed copies and no other split sees them).
     """
 
     corpus: Any
@@ -50,6 +53,7 @@ class CorpusData:
     cache_dir: Optional[str] = None
     train_segments: Any = None
     eval_segments: Any = None
+    speeds: Tuple[float, ...] = ()
 
     @property
     def labels(self) -> List[str]:
@@ -57,14 +61,19 @@ class CorpusData:
 
     def extract(self, log: Callable[[str], None] = print) -> "CorpusData":
         """Extracts (or reads from the cache) the features of every utterance, both hops."""
-        from sercal_keras.data import extract_segments
+        from sercal_keras.data import SegmentSet, extract_segments
 
         if self.train_segments is None:
             started = time.perf_counter()
             fc = self.feature_config
-            self.train_segments = extract_segments(self.corpus, None, fc, training=True, cache_dir=self.cache_dir)
+            train = [extract_segments(self.corpus, None, fc, training=True, cache_dir=self.cache_dir, speed=speed)
+                     for speed in (1.0, *self.speeds)]
+            self.train_segments = train[0] if len(train) == 1 else SegmentSet(
+                *(np.concatenate([getattr(t, field) for t in train])
+                  for field in ("features", "labels", "utterance_index")), train[0].skipped)
             self.eval_segments = extract_segments(self.corpus, None, fc, training=False, cache_dir=self.cache_dir)
-            log(f"features: {len(self.train_segments)} training-hop / {len(self.eval_segments)} eval-hop "
+            perturbed = f" (with speed copies x{', x'.join(f'{s:g}' for s in self.speeds)})" if self.speeds else ""
+            log(f"features: {len(self.train_segments)} training-hop{perturbed} / {len(self.eval_segments)} eval-hop "
                 f"segments ({time.perf_counter() - started:.1f} s)")
         return self
 
@@ -95,7 +104,8 @@ def load_data(config, log: Callable[[str], None] = print) -> CorpusData:
         raise ConfigError(f"--protocol {config.protocol_name}: {error}") from None
     log(f"{corpus.name}: {len(corpus)} utterances, {len(corpus.speaker_ids)} speakers, "
         f"{len(folds)} {config.protocol_name} folds")
-    return CorpusData(corpus, folds, config.feature_config(), config.cache_dir)
+    return CorpusData(corpus, folds, config.feature_config(), config.cache_dir,
+                      speeds=tuple(config.speed_perturbation))
 
 
 def select_folds(config, folds) -> List[Tuple[int, Any]]:

@@ -22,6 +22,7 @@ import numpy as np
 
 from sercal_keras.audio.decode import load_audio
 from sercal_keras.audio.frontend import FeatureConfig, mfcc, segment_waveform
+from sercal_keras.audio.speed_perturbation import change_speed
 from sercal_keras.data.cache import cache_root
 from sercal_keras.data.corpus import Corpus
 from sercal_keras.errors import AudioDecodeError, ConfigError
@@ -60,6 +61,7 @@ def extract_segments(
     cache_dir: Optional[Union[str, Path]] = None,
     cache: bool = True,
     progress: Optional[Callable[[int, int], None]] = None,
+    speed: float = 1.0,
 ) -> SegmentSet:
     """MFCC segments of `corpus.utterances[indices]`, from the cache if possible.
 
@@ -72,6 +74,9 @@ def extract_segments(
             `~/.cache/sercal_keras`); the file goes to `features/` in it.
         cache: read and write the cache (False: always recompute, write nothing).
         progress: called as `progress(done, total)` after each file.
+        speed: speed-perturbation factor applied to each waveform before it
+            is cut (`change_speed`; 1 = the audio as recorded). Training data
+            augmentation only: evaluation always uses 1.
 
     Returns:
         A `SegmentSet`; `skipped` lists the files left out and why.
@@ -83,14 +88,14 @@ def extract_segments(
     (26, 63)
     """
     indices = np.arange(len(corpus)) if indices is None else np.asarray(indices, np.int64)
-    key = _cache_key(corpus, indices, config, training)
+    key = _cache_key(corpus, indices, config, training, speed)
     path = cache_root(cache_dir) / "features" / f"{corpus.name}-{key[:24]}.npz"
     if cache and path.is_file():
         cached = _read_cache(path)
         if cached is not None:
             _warn_skipped(cached.skipped)
             return cached
-    result = _extract(corpus, indices, config, training, progress)
+    result = _extract(corpus, indices, config, training, progress, speed)
     _warn_skipped(result.skipped)
     if cache:
         with atomic_path(path) as tmp:
@@ -135,7 +140,7 @@ def fit_normalization(features: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), variance.astype(np.float32)
 
 
-def _extract(corpus, indices, config, training, progress) -> SegmentSet:
+def _extract(corpus, indices, config, training, progress, speed=1.0) -> SegmentSet:
     hop = config.hop_samples(training)
     label_ids = corpus.label_ids
     features, labels, owners, skipped = [], [], [], []
@@ -146,6 +151,8 @@ def _extract(corpus, indices, config, training, progress) -> SegmentSet:
         except AudioDecodeError as e:
             skipped.append((str(utt.path), str(e)))
         else:
+            if speed != 1.0:
+                waveform = change_speed(waveform, speed, config.sample_rate)
             segments = segment_waveform(waveform, config.segment_samples, hop)
             features.append(mfcc(segments, config))
             labels.append(np.full(len(segments), label_ids[i], np.int64))
@@ -160,7 +167,7 @@ def _extract(corpus, indices, config, training, progress) -> SegmentSet:
     )
 
 
-def _cache_key(corpus: Corpus, indices: np.ndarray, config: FeatureConfig, training: bool) -> str:
+def _cache_key(corpus: Corpus, indices: np.ndarray, config: FeatureConfig, training: bool, speed: float = 1.0) -> str:
     label_ids = corpus.label_ids
     files = []
     for i in indices:
@@ -178,6 +185,8 @@ def _cache_key(corpus: Corpus, indices: np.ndarray, config: FeatureConfig, train
         "labels": list(corpus.labels),
         "files": files,
     }
+    if speed != 1.0:  # only then, so the keys of unperturbed features stay what they were
+        payload["speed"] = float(speed)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

@@ -90,6 +90,22 @@ def test_cache_is_used_and_invalidated(tmp_path, monkeypatch):
     assert len(calls) == len(corpus)
 
 
+def test_speed_perturbed_features_are_their_own_cache_entry(tmp_path):
+    from sercal_keras.audio.speed_perturbation import change_speed
+
+    corpus = write_corpus(tmp_path)
+    cache = tmp_path / "cache"
+    plain = extract_segments(corpus, [3], training=True, cache_dir=cache)
+    fast = extract_segments(corpus, [3], training=True, cache_dir=cache, speed=1.25)
+    assert len(list((cache / "features").glob("*.npz"))) == 2
+    x, _ = sf.read(corpus.utterances[3].path, dtype="float32")  # 4 s → 3.2 s at 1.25x: 2 segments, not 3
+    expected = frontend.mfcc(frontend.segment_waveform(change_speed(x, 1.25), 32000, 16000))
+    np.testing.assert_allclose(fast.features, expected, atol=1e-4)
+    assert len(plain) == 3 and len(fast) == 2 and set(fast.utterance_index) == {3}
+    again = extract_segments(corpus, [3], training=True, cache_dir=cache, speed=1.25)
+    np.testing.assert_array_equal(again.features, fast.features)
+
+
 def test_bad_files_are_reported_skipped_and_kept_out_of_the_cache(tmp_path):
     corpus = write_corpus(tmp_path)
     bad = tmp_path / "broken.wav"

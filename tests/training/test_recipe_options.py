@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.training.conftest import SMALL, read_json
+from tests.training.conftest import SMALL, SMALL_CORPUS, read_json
 from training.config import TrainConfig, config_from_args
 from training.fit import main
 
@@ -40,6 +40,25 @@ def test_bad_model_option_fails_before_the_run_directory(warm_cache, capsys, tmp
     assert not out.exists()
 
 
+def test_speed_copies_join_the_training_segments_only(warm_cache):
+    from training.trainer import load_data
+
+    base = TrainConfig(corpus_options={"num_speakers": 4, "utterances_per_class": 2})
+    plain = load_data(base, log=lambda m: None).extract(log=lambda m: None)
+    config = config_from_args(SMALL_CORPUS + ["--speed-perturbation", "0.9,1.1"])
+    assert config.speed_perturbation == [0.9, 1.1]
+    perturbed = load_data(config, log=lambda m: None).extract(log=lambda m: None)
+    assert perturbed.speeds == (0.9, 1.1)
+    assert len(perturbed.train_segments) > 2 * len(plain.train_segments)
+    np.testing.assert_array_equal(perturbed.train_segments.features[: len(plain.train_segments)],
+                                  plain.train_segments.features)
+    # The copies keep their utterance's index (so folds split them with it) and label.
+    assert set(perturbed.train_segments.utterance_index) == set(plain.train_segments.utterance_index)
+    owners, labels = perturbed.train_segments.utterance_index, perturbed.train_segments.labels
+    assert all(len(set(labels[owners == i])) == 1 for i in set(owners))
+    np.testing.assert_array_equal(perturbed.eval_segments.features, plain.eval_segments.features)
+
+
 def test_benchmark_set_values_are_coerced_from_strings():
     # benchmarks.accuracy --set passes every value as a string
     config = TrainConfig.from_dict({"time_masks": "2", "time_mask_width": "12", "mixup_alpha": "0.2",
@@ -61,6 +80,10 @@ def test_benchmark_set_values_are_coerced_from_strings():
         (["--train-hop-seconds", "abc"], "--train-hop-seconds"),
         (["--train-hop-seconds", "-1"], "--train-hop-seconds"),
         (["--model-option", "heads=2"], "--model-option"),
+        (["--speed-perturbation", "1.0"], "--speed-perturbation"),
+        (["--speed-perturbation", "0.9,0.9"], "--speed-perturbation"),
+        (["--speed-perturbation", "3"], "--speed-perturbation"),
+        (["--speed-perturbation", "fast"], "--speed-perturbation"),
         (["--model-option", "calibration_context"], "--model-option"),
     ],
 )
