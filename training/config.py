@@ -530,7 +530,7 @@ def config_from_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
     for option_flag, field in (("corpus_option", "corpus_options"), ("model_option", "model_options")):
         options = args.pop(option_flag, None)
         if options:
-            args[field] = {**getattr(config, field), **_key_values(options, flag(field))}
+            args[field] = {**getattr(config, field), **parse_key_values(options, flag(field))}
     train_hop = args.pop("train_hop_seconds", None)
     if train_hop is not None:
         try:
@@ -545,7 +545,7 @@ def config_from_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
     return config.validate()
 
 
-def _key_values(items: Sequence[str], option: str) -> Dict[str, Any]:
+def parse_key_values(items: Sequence[str], option: str) -> Dict[str, Any]:
     """`["a=1", "b=x"]` → `{"a": 1, "b": "x"}` (values read as YAML scalars)."""
     import yaml
 

@@ -83,21 +83,6 @@ def _config_error(message: str):
     return ConfigError(message)
 
 
-def _parse_options(items: Sequence[str], flag: str) -> Dict[str, Any]:
-    import yaml
-
-    options = {}
-    for item in items:
-        if "=" not in item:
-            raise _config_error(f"{flag} must be KEY=VALUE. Received: {item!r}")
-        key, raw = item.split("=", 1)
-        try:
-            options[key.strip()] = yaml.safe_load(raw)
-        except Exception:  # noqa: BLE001
-            options[key.strip()] = raw
-    return options
-
-
 def label_mapping(corpus_labels: Sequence[str], model_labels: Sequence[str], label_map: Dict[str, str],
                   drop_unknown: bool, warn) -> Dict[int, Optional[int]]:
     """Corpus label index → model label index (None: left out); refuses unknown labels.
@@ -188,7 +173,7 @@ def _run(args) -> int:
     from sercal_keras.inference import EmotionRecognizer, resolve_model_path
     from sercal_keras.io_utils import write_json, write_text
     from sercal_keras.reporting import plot_confusion
-    from training.config import PROTOCOLS
+    from training.config import PROTOCOLS, parse_key_values
     from training.trainer import select_folds
 
     def say(message: str) -> None:
@@ -202,9 +187,9 @@ def _run(args) -> int:
         raise ConfigError(f"--data-dir does not exist: {args.data_dir}")
     if args.folds is not None and not args.folds.strip():
         raise ConfigError("--folds must name fold indices or names, or 'all'")
-    label_map = _parse_options(args.label_map, "--label-map")
+    label_map = parse_key_values(args.label_map, "--label-map")
     label_map = {str(k): str(v) for k, v in label_map.items()}
-    corpus_options = _parse_options(args.corpus_option, "--corpus-option")
+    corpus_options = parse_key_values(args.corpus_option, "--corpus-option")
     model_path = resolve_model_path(args.model)
     run_dir = model_path.parent
     recognizer = EmotionRecognizer.load(model_path, batch_size=args.batch_size)
