@@ -545,7 +545,10 @@ def make_report(model_path, output_dir=None, modes: Sequence[str] = DEFAULT_MODE
         layer_rows = layer_errors(int8_graph, edge_inputs(source, data.representative, "mfcc"), debug)
         log(f"layer errors: worst {', '.join(worst_layers(layer_rows, 3))}")
     candidates = [[item.strip() for item in k.split(",")] if isinstance(k, str) else list(k) for k in keep_float]
-    if layer_rows and keep_float_candidates:
+    if int8_graph is not None and int8_graph.form != "explicit" and keep_float_candidates:
+        # The sliced graph is one nested Keras model: no per-layer names to keep float or to measure.
+        log(f"keep-float candidates: none ({int8_graph.note})")
+    elif layer_rows and keep_float_candidates:
         for layer in worst_layers(layer_rows, keep_float_candidates) + ["attention"]:
             if [layer] not in candidates:
                 candidates.append([layer])

@@ -96,3 +96,26 @@ def test_report_needs_a_labelled_corpus(run_dir, tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(ConfigError, match="--latency-runs"):
         report.make_report(run_dir, tmp_path / "out", latency_runs=0, log=lambda m: None)
+
+
+def test_sliced_graph_forms_get_a_report_without_keep_float_candidates(synthetic_run, trained_model, tmp_path):
+    # Forms outside the explicit edge graph (here the local-context CA) convert as one nested
+    # Keras model: the report still compares int8 with float, and names why no layer is kept float.
+    from sercal_keras.models import build_model
+    from tests.export.conftest import NUM_CLASSES
+
+    run, _ = synthetic_run
+    sliced = tmp_path / "run"
+    shutil.copytree(run, sliced)
+    standardization = trained_model.get_layer("mfcc_standardization")  # the card's statistics
+    build_model("fa_ca", num_classes=NUM_CLASSES, num_heads=2, head_dim=8, calibration_context=3,
+                feature_mean=np.asarray(standardization.mean).reshape(-1),
+                feature_variance=np.asarray(standardization.variance).reshape(-1)).save(sliced / "model.keras")
+    messages = []
+    path = report.make_report(sliced, tmp_path / "quant", modes=["float32", "int8"], representative_size=8,
+                              keep_float_candidates=2, latency_runs=2, latency_warmup=0, debug_size=2,
+                              log=messages.append)
+    doc = json.loads((path / "report.json").read_text())
+    assert [v["name"] for v in doc["variants"]][-1].startswith("int8")
+    assert not doc["keep_float"]
+    assert any("keep-float candidates: none" in m and "local context" in m for m in messages), messages
