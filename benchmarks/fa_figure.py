@@ -31,18 +31,33 @@ import numpy as np
 from benchmarks.common import RESULTS_DIR, markdown_table, provenance, write_results
 
 
+def focus_inputs(model, features: np.ndarray):
+    """What the model's attention and Focus-Attention read: positions (B, P, C) and amplitude (B, P) or None.
+
+    The amplitude is None for the CNN-map form (FA takes the channel maximum
+    itself) and the `InputEnergy` output for `focus_source="energy"`.
+    """
+    import keras
+
+    names = {layer.name for layer in model.layers}
+    outputs = [model.get_layer("positions").output]
+    if "input_energy" in names:
+        outputs.append(model.get_layer("input_energy").output)
+    values = keras.Model(model.inputs, outputs).predict(features, verbose=0)
+    return (values[0], values[1]) if len(outputs) == 2 else (values, None)
+
+
 def attention_maps(model, features: np.ndarray, with_focus: bool):
     """Attention received per position (B, F', T') and, with FA, the focus map (B, F', T')."""
     import keras
 
-    positions_layer = model.get_layer("positions")
     height, width = model.get_layer("block4_relu").output.shape[1:3]
-    positions = keras.Model(model.inputs, positions_layer.output).predict(features, verbose=0)
+    positions, amplitude = focus_inputs(model, features)
     attention = model.get_layer("self_attention")
     focus = None
     bias = None
     if with_focus:
-        bias, focus = model.get_layer("focus_attention")(positions, return_focus_map=True)
+        bias, focus = model.get_layer("focus_attention")(positions, amplitude=amplitude, return_focus_map=True)
         focus = keras.ops.convert_to_numpy(focus).reshape(-1, height, width)
     _, scores = attention(positions, attention_bias=bias, return_attention_scores=True)
     received = keras.ops.convert_to_numpy(scores).mean(axis=(1, 2))  # over heads and queries
