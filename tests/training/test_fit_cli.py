@@ -95,6 +95,15 @@ def test_paper_config_file_loads():
     assert config_from_args(["--config", str(paper)]).to_dict() == TrainConfig().to_dict()
 
 
+def test_speed_perturbation_preset_is_the_paper_preset_plus_its_one_change():
+    from pathlib import Path
+
+    preset = Path(__file__).resolve().parents[2] / "training" / "configs" / "speed_perturbation.yaml"
+    config = config_from_args(["--config", str(preset)]).to_dict()
+    expected = {**TrainConfig().to_dict(), "speed_perturbation": [0.9, 1.1]}
+    assert config == expected
+
+
 def test_single_run_directory(trained_run):
     run = trained_run
     for name in ("model.keras", "model_card.json", "metrics.json", "history.csv", "config.json", "versions.json",
