@@ -22,13 +22,12 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, markdown_table, provenance, write_results
+from benchmarks.common import RESULTS_DIR, markdown_table, provenance, run_test_fold, write_results
 
 
 def focus_inputs(model, features: np.ndarray):
@@ -91,18 +90,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import keras
 
     from sercal_keras.audio import FeatureConfig, load_audio, mfcc, segment_waveform
-    from sercal_keras.data import load_corpus, make_folds
     from sercal_keras.model_card import ModelCard
 
     runs = {"mhsa": Path(args.mhsa), "fa_ca": Path(args.fa_ca)}
     models = {k: keras.models.load_model(p / "model.keras") for k, p in runs.items()}
     card = ModelCard.load(runs["fa_ca"] / "model_card.json")
-    config = json.loads((runs["fa_ca"] / "config.json").read_text())
-    run_metrics = json.loads((runs["fa_ca"] / "metrics.json").read_text())
     features_config = FeatureConfig.from_dict(card.feature_config)
-    corpus = load_corpus(config["corpus"], args.data_dir or config.get("data_dir"), **config.get("corpus_options", {}))
-    fold = next(f for f in make_folds(corpus, (config.get("protocol") or "speaker-folds").replace("-", "_"))
-                if f.name == run_metrics["fold"])
+    corpus, fold = run_test_fold(runs["fa_ca"], args.data_dir)
 
     correlations: Dict[str, List[float]] = {"mhsa": [], "fa_ca": []}
     examples = []

@@ -17,13 +17,12 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from benchmarks.common import markdown_table, provenance, write_results
+from benchmarks.common import markdown_table, provenance, run_test_fold, write_results
 from benchmarks.fa_figure import focus_inputs
 
 
@@ -57,29 +56,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import keras
 
     from sercal_keras.audio import FeatureConfig
-    from sercal_keras.data import extract_segments, load_corpus, make_folds
+    from sercal_keras.data import extract_segments
     from sercal_keras.model_card import ModelCard
 
     rows: List[Dict[str, Any]] = []
-    corpora: Dict[Any, Any] = {}
     for run in map(Path, args.runs):
         model = keras.models.load_model(run / "model.keras")
         if "focus_attention" not in {layer.name for layer in model.layers}:
             print(f"{run}: no Focus-Attention layer; skipped")
             continue
-        config = json.loads((run.parent / "config.json" if not (run / "config.json").is_file()
-                             else run / "config.json").read_text())
-        fold_name = json.loads((run / "metrics.json").read_text())["fold"]
-        key = (config["corpus"], args.data_dir or config.get("data_dir"), json.dumps(config.get("corpus_options", {})))
-        if key not in corpora:
-            corpora[key] = load_corpus(key[0], key[1], **config.get("corpus_options", {}))
-        corpus = corpora[key]
-        fold = next(f for f in make_folds(corpus, (config.get("protocol") or "speaker-folds").replace("-", "_"))
-                    if f.name == fold_name)
+        corpus, fold = run_test_fold(run, args.data_dir)
         features = extract_segments(corpus, fold.test, FeatureConfig.from_dict(
             ModelCard.load(run / "model_card.json").feature_config), training=False).features
         source = "energy" if "input_energy" in {layer.name for layer in model.layers} else "cnn"
-        row = {"run": str(run), "fold": fold_name, "amplitude": source, **prior_spread(model, features)}
+        row = {"run": str(run), "fold": fold.name, "amplitude": source, **prior_spread(model, features)}
         rows.append(row)
         print(f"{run}: {source} amplitude, max|β/τ| {row['max_abs_strength']:.3f}, range "
               f"{row['median_amplitude_range']:.2f}, spread {row['median_bias_spread']:.2f} logits", flush=True)
