@@ -222,10 +222,12 @@ class TrainConfig:
             fail("mixup_alpha", f"must be >= 0 (0 = off). Received: {self.mixup_alpha}")
         if not 0 <= self.label_smoothing < 1:
             fail("label_smoothing", f"must lie in [0, 1). Received: {self.label_smoothing}")
+        from sercal_keras.audio.speed_perturbation import SPEED_RANGE  # loads the package, as feature_config() below does
+
         for factor in self.speed_perturbation:
-            if not 0.5 <= factor <= 2.0 or factor == 1.0:
-                fail("speed_perturbation", f"factors must lie in [0.5, 2] and not be 1 (the audio itself is always "
-                     f"used). Received: {self.speed_perturbation}")
+            if not SPEED_RANGE[0] <= factor <= SPEED_RANGE[1] or factor == 1.0:
+                fail("speed_perturbation", f"factors must lie in {list(SPEED_RANGE)} and not be 1 (the audio itself "
+                     f"is always used). Received: {self.speed_perturbation}")
         if len(set(self.speed_perturbation)) != len(self.speed_perturbation):
             fail("speed_perturbation", f"factors must be distinct. Received: {self.speed_perturbation}")
         if not 0 <= self.validation_fraction < 1:
