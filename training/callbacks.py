@@ -6,7 +6,9 @@
   segment cross-entropy, and adds them to the epoch logs (`val_ua`, `val_wa`,
   `val_loss`), so TensorBoard and the history see them;
 - it keeps the best epoch's weights (`best.weights.h5`) and stops training after
-  `patience` epochs without a better UA;
+  `patience` epochs without a better UA; with an optimizer that keeps a moving
+  average of the weights (`use_ema`), it validates and saves the averaged weights
+  (swapped in by Keras' `SwapEMAWeights` and back before the next epoch);
 - its state (history rows, best UA/epoch, patience counter, finished flag) is a
   JSON file written atomically at every epoch end *before* `BackupAndRestore`
   saves, so a run killed at any moment and started again continues with the
@@ -20,6 +22,7 @@ numbers without collective ops and all workers stop at the same epoch.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -204,6 +207,25 @@ class ValidationUA(keras.callbacks.Callback):
         if self.history_path is not None:
             write_text(self.history_path, history_csv(self.state["history"]))
 
+    @contextlib.contextmanager
+    def _averaged_weights(self):
+        """The optimizer's moving-average weights in the model for the block, if it keeps them.
+
+        At the end of `fit` Keras writes the averages into the model itself
+        (`finalize_variable_values`), so `last.weights.h5` holds them too.
+        """
+        optimizer = getattr(self.model, "optimizer", None)
+        if not getattr(optimizer, "use_ema", False):
+            yield
+            return
+        swap = keras.callbacks.SwapEMAWeights()
+        swap.set_model(self.model)
+        swap.on_test_begin()  # raw weights out, averages in
+        try:
+            yield
+        finally:
+            swap.on_test_end()  # and back, so training continues from the raw weights
+
     # ---------------------------------------------------------------- keras API
     def on_epoch_begin(self, epoch, logs=None):
         if not self._truncated:  # after BackupAndRestore has set the initial epoch
@@ -238,13 +260,16 @@ class ValidationUA(keras.callbacks.Callback):
         diverged = not math.isfinite(row.get("loss", 0.0))
         if self.validation is not None and not diverged:
             validation_start = time.perf_counter()
-            scores = self.evaluate_validation()
+            with self._averaged_weights():
+                scores = self.evaluate_validation()
+                best = self.state["best_ua"]
+                improved = best is None or scores["val_ua"] > best
+                if improved:
+                    self._save_weights(self.best_weights_path)
             logs.update(scores)
             row.update(scores)
-            best = self.state["best_ua"]
-            if best is None or scores["val_ua"] > best:
+            if improved:
                 self.state.update(best_ua=scores["val_ua"], best_epoch=int(epoch), wait=0)
-                self._save_weights(self.best_weights_path)
             else:
                 self.state["wait"] += 1
                 if self.patience and self.state["wait"] >= self.patience:

@@ -58,6 +58,9 @@ class TrainConfig:
             `cosine` (per epoch, from `learning_rate` towards 0), `constant`.
         lr_step_epochs: epochs between steps of the `step` schedule.
         lr_step_factor: factor of each step.
+        ema_momentum: keep an exponential moving average of the weights with
+            this momentum (Keras' `use_ema`; e.g. 0.99 ≈ the last 100 steps)
+            and select, save and export the averaged weights; 0 = off.
         seeds: training seeds; each fold is trained once per seed.
         dropout: dropout before the classifier.
         time_masks: SpecAugment time masks per training segment (0 = off).
@@ -102,6 +105,7 @@ class TrainConfig:
     lr_schedule: str = "step"
     lr_step_epochs: int = 10
     lr_step_factor: float = 0.1
+    ema_momentum: float = 0.0
     seeds: List[int] = dataclasses.field(default_factory=lambda: [0])
     dropout: float = 0.0
     time_masks: int = 0
@@ -203,6 +207,8 @@ class TrainConfig:
             fail("lr_schedule", f"must be one of {', '.join(LR_SCHEDULES)}. Received: {self.lr_schedule!r}")
         if not 0 < self.lr_step_factor <= 1:
             fail("lr_step_factor", f"must lie in (0, 1]. Received: {self.lr_step_factor}")
+        if not 0 <= self.ema_momentum < 1:
+            fail("ema_momentum", f"must lie in [0, 1) (0 = off; e.g. 0.99). Received: {self.ema_momentum}")
         if not self.seeds:
             fail("seeds", "must list at least one seed")
         if any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
@@ -307,7 +313,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if not number.is_integer():
             raise bad("an integer")
         return int(number)
-    if key in ("learning_rate", "weight_decay", "lr_step_factor", "dropout", "validation_fraction", "mixup_alpha",
+    if key in ("learning_rate", "weight_decay", "lr_step_factor", "ema_momentum", "dropout", "validation_fraction", "mixup_alpha",
                "label_smoothing"):
         if isinstance(value, bool):
             raise bad("a number")
@@ -479,6 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
                        f"every {d.lr_step_epochs} epochs)")
     model.add_argument("--lr-step-epochs", metavar="N", help=f"epochs per step (default: {d.lr_step_epochs})")
     model.add_argument("--lr-step-factor", metavar="F", help=f"factor per step (default: {d.lr_step_factor:g})")
+    model.add_argument("--ema-momentum", metavar="M",
+                       help="select and save an exponential moving average of the weights with momentum M, "
+                       "e.g. 0.99 (default: 0 = off)")
     model.add_argument("--patience", metavar="N",
                        help="stop after N epochs without a better validation UA (default: 0 = off)")
     model.add_argument("--seeds", "--seed", metavar="SEEDS", dest="seeds",

@@ -113,10 +113,58 @@ def test_a_run_with_every_option_trains_and_reports(warm_cache, tmp_path):
     out = tmp_path / "augmented"
     rc = main(SMALL + ["--epochs", "2", "--variant", "mhsa", "--time-masks", "2", "--time-mask-width", "8",
                        "--freq-masks", "1", "--freq-mask-width", "3", "--mixup-alpha", "0.3",
-                       "--label-smoothing", "0.1", "--output-dir", str(out)])
+                       "--label-smoothing", "0.1", "--ema-momentum", "0.95", "--output-dir", str(out)])
     assert rc == 0
     metrics = read_json(out / "metrics.json")
     assert 0 <= metrics["utterance"]["ua"] <= 1 and metrics["epochs_run"] == 2
     assert metrics["best_validation_ua"] is not None  # the validation-UA callback still works
     saved = read_json(out / "config.json")
-    assert (saved["mixup_alpha"], saved["label_smoothing"], saved["time_masks"]) == (0.3, 0.1, 2)
+    assert (saved["mixup_alpha"], saved["label_smoothing"], saved["time_masks"], saved["ema_momentum"]) == (
+        0.3, 0.1, 2, 0.95)
+
+
+def test_ema_selects_and_saves_the_averaged_weights_and_trains_on_the_raw_ones(tmp_path):
+    import keras
+
+    from training.callbacks import ValidationUA
+    from training.trainer import build_and_compile
+
+    assert TrainConfig().ema_momentum == 0.0
+    config = config_from_args(["--variant", "mhsa", "--ema-momentum", "0.9"])
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(48, 26, 63)).astype("float32")
+    labels = rng.integers(0, 4, 48)
+    model = build_and_compile(config, 4, np.zeros(26, "float32"), np.ones(26, "float32"), (26, 63))
+    assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.9
+
+    seen = []  # after ValidationUA: (the model's weights, the optimizer's averages) at each epoch end
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            swap = keras.callbacks.SwapEMAWeights()
+            swap.set_model(self.model)
+            raw = [w.copy() for w in self.model.get_weights()]
+            swap.on_test_begin()
+            averaged = [w.copy() for w in self.model.get_weights()]
+            swap.on_test_end()
+            seen.append((raw, averaged))
+
+    monitor = ValidationUA(tmp_path, ["a", "b", "c", "d"], (features[:16], labels[:16], np.arange(16)))
+    model.fit(features, labels, batch_size=8, epochs=3, verbose=0, callbacks=[monitor, Record()])
+    best_epoch = ValidationUA.load_state(tmp_path)["best_epoch"]
+    raw, averaged = seen[best_epoch]
+    # Training went on from the raw weights: they differ from the averages (0.9 over 18 steps).
+    assert max(float(np.abs(r - a).max()) for r, a in zip(raw, averaged)) > 1e-4
+    fresh = build_and_compile(config, 4, np.zeros(26, "float32"), np.ones(26, "float32"), (26, 63),
+                              compile_model=False)
+    fresh.load_weights(tmp_path / "best.weights.h5")
+    for saved, expected in zip(fresh.trainable_weights, model.trainable_weights):
+        index = [id(v) for v in model.weights].index(id(expected))
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(saved), averaged[index], atol=1e-6)
+
+
+def test_bad_ema_momentum_fails_before_the_run_directory(warm_cache, capsys, tmp_path):
+    out = tmp_path / "out"
+    assert main(SMALL + ["--ema-momentum", "1.5", "--output-dir", str(out)]) == 2
+    assert "--ema-momentum must lie in [0, 1)" in capsys.readouterr().err
+    assert not out.exists()
