@@ -45,6 +45,7 @@ def build_model(
     focus_source: str = "cnn",
     calibration_form: str = "se",
     calibration_context: Optional[int] = None,
+    batch_norm_momentum: float = 0.99,
     name: Optional[str] = None,
 ) -> keras.Model:
     """Builds the functional CNN + attention model for MFCC segments.
@@ -77,6 +78,9 @@ def build_model(
             (first attempt: per-position sigmoid Conv1D).
         calibration_context: None (one weight per head) or an odd window of
             positions for the local-context SE gate.
+        batch_norm_momentum: momentum of the backbone's BatchNorm moving
+            statistics (Keras' default 0.99; 0.9 is PyTorch's default, and
+            follows the weights faster when an epoch has few steps).
         name: model name; defaults to `sercal_<variant>`.
 
     Returns:
@@ -100,6 +104,8 @@ def build_model(
         raise ValueError(
             f"calibration_form must be one of {CALIBRATION_FORMS}. Received: calibration_form={calibration_form!r}"
         )
+    if not 0 <= batch_norm_momentum < 1:
+        raise ValueError(f"batch_norm_momentum must lie in [0, 1). Received: batch_norm_momentum={batch_norm_momentum}")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2. Received: num_classes={num_classes}")
     n_mfcc, frames = (int(d) for d in input_shape)
@@ -118,7 +124,7 @@ def build_model(
         axis=1, mean=mean.tolist(), variance=variance.tolist(), name="mfcc_standardization"
     )(inputs)
     x = keras.layers.Reshape((n_mfcc, frames, 1), name="add_channel")(standardized)
-    x = cnn_backbone(x)
+    x = cnn_backbone(x, batch_norm_momentum=batch_norm_momentum)
     _, height, width, channels = x.shape
     positions = keras.layers.Reshape((height * width, channels), name="positions")(x)
 

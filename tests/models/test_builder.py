@@ -51,6 +51,13 @@ def test_first_attempt_forms_are_options():
     assert local.get_layer("calibration_attention").context_size == 5
 
 
+def test_batch_norm_momentum_reaches_every_backbone_norm():
+    norms = lambda model: [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]  # noqa: E731
+    assert {l.momentum for l in norms(build_model("mhsa"))} == {0.99}
+    fast = norms(build_model("mhsa", batch_norm_momentum=0.9))
+    assert len(fast) == 6 and {l.momentum for l in fast} == {0.9}
+
+
 def test_focus_from_input_energy_reads_mfcc_c0():
     model = build_model("fa", num_classes=4, focus_source="energy")
     energy = model.get_layer("input_energy")
@@ -106,7 +113,8 @@ def test_standardization_uses_the_given_statistics():
 @pytest.mark.parametrize(
     "kwargs",
     [{"variant": "transformer"}, {"num_classes": 1}, {"focus_form": "x"}, {"feature_mean": [0.0] * 3},
-     {"focus_source": "waveform"}, {"focus_source": "energy", "focus_form": "gate"}],
+     {"focus_source": "waveform"}, {"focus_source": "energy", "focus_form": "gate"},
+     {"batch_norm_momentum": 1.0}],
 )
 def test_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError, match="Received"):
