@@ -283,6 +283,10 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
     # Several workers must run identical steps: every batch full (the remainder
     # changes every epoch, as the data is reshuffled).
     drop_remainder = distribution.kind == "multi_worker"
+    # A last batch with fewer segments than replicas leaves a replica without any, and the
+    # synchronised BatchNorm all-reduce then fails on mismatched shapes: drop those few
+    # segments (a different, reshuffled few every epoch).
+    drop_remainder |= 0 < len(train_set) % global_batch < distribution.num_replicas
     if drop_remainder and len(train_set) < global_batch:
         raise ConfigError(f"--batch-size: the global batch ({global_batch}) exceeds the {len(train_set)} "
                           "training segments of this fold")

@@ -41,6 +41,33 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
+ONE_SEGMENT_LAST_BATCH_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    out = sys.argv[1]
+    from training.strategy import split_cpu
+    split_cpu(2)
+    from training import cross_validation
+    from training.config import TrainConfig
+    from training.strategy import make_distribution
+    from training.trainer import load_data, subset
+
+    cross_validation._DISTRIBUTION = make_distribution()
+    for speeds in ([], [0.9], [1.1], [0.9, 1.1]):  # a training set of odd size: its last batch can hold 1 segment
+        config = TrainConfig(corpus_options={"num_speakers": 4, "utterances_per_class": 2}, epochs=1,
+                             validation_fraction=0.0, speed_perturbation=speeds, output_dir=out, verbosity=0)
+        data = load_data(config, log=lambda m: None).extract(log=lambda m: None)
+        n = len(subset(data.train_segments, data.folds[0].train))
+        if n % 2:
+            break
+    assert n % 2, n
+    config.batch_size = max(b for b in range(1, 9) if n % (2 * b) == 1)  # per replica: global batch 2b
+    print("segments", n, "global batch", 2 * config.batch_size)
+    cross_validation.run_cross_validation(config)
+    """
+)
+
+
 def losses(run_dir):
     return np.array([float(r["loss"]) for r in csv.DictReader((run_dir / "history.csv").open())])
 
@@ -64,6 +91,14 @@ def test_two_logical_cpus_match_one_device(warm_cache, tmp_path):
     p1 = keras.models.load_model(one / "model.keras").predict(features, verbose=0)
     p2 = keras.models.load_model(two / "model.keras").predict(features, verbose=0)
     np.testing.assert_allclose(p2, p1, atol=2e-2)
+
+
+def test_a_last_batch_smaller_than_the_replicas_is_skipped_not_fatal(warm_cache, tmp_path):
+    """1 segment left for 2 replicas: one would get none and the synchronised BatchNorm all-reduce fail."""
+    proc = subprocess.run([sys.executable, "-c", ONE_SEGMENT_LAST_BATCH_SCRIPT, str(tmp_path / "run")],
+                          cwd=REPO_ROOT, env=subprocess_env(warm_cache), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert read_json(tmp_path / "run" / "metrics.json")["replicas"] == 2
 
 
 def test_two_workers_on_loopback_write_one_model(warm_cache, tmp_path):
