@@ -84,7 +84,7 @@ def prepare_output_dir(config, output_dir: Path, named: bool, delete: bool) -> N
     from training.config import TrainConfig  # local: avoids a cycle at import
 
     try:
-        saved = TrainConfig.from_dict(json.loads(saved_path.read_text()), source=str(saved_path)).identity()
+        saved = TrainConfig.from_saved(json.loads(saved_path.read_text()), source=str(saved_path)).identity()
     except Exception as error:  # noqa: BLE001  (any unreadable config: refuse)
         raise ConfigError(f"--output-dir {output_dir}: its {CONFIG_NAME} is unreadable ({error}); use --overwrite") from None
     current = config.identity()
@@ -96,7 +96,7 @@ def prepare_output_dir(config, output_dir: Path, named: bool, delete: bool) -> N
             "use --overwrite to replace it or choose another --output-dir"
         )
     saved_config = json.loads(saved_path.read_text())
-    saved_single = is_single_run(TrainConfig.from_dict(saved_config))
+    saved_single = is_single_run(TrainConfig.from_saved(saved_config))
     if saved_single and not is_single_run(config):
         raise ConfigError(
             f"--output-dir {output_dir} holds a single run; write cross-validation to another --output-dir"
@@ -115,7 +115,7 @@ def layout_is_flat(config, output_dir: Path) -> bool:
     if saved_path.is_file():
         from training.config import TrainConfig
 
-        return is_single_run(TrainConfig.from_dict(json.loads(saved_path.read_text())))
+        return is_single_run(TrainConfig.from_saved(json.loads(saved_path.read_text())))
     return True
 
 

@@ -88,20 +88,19 @@ def test_config_file_unknown_key_is_named(tmp_path, capsys):
     assert "epochz" in err and str(path) in err
 
 
-def test_paper_config_file_loads():
-    from pathlib import Path
+def test_defaults_are_the_paper_preset_plus_speed_perturbation():
+    from training.config import PAPER_PRESET, paper_preset
 
-    paper = Path(__file__).resolve().parents[2] / "training" / "configs" / "paper.yaml"
-    assert config_from_args(["--config", str(paper)]).to_dict() == TrainConfig().to_dict()
+    paper = config_from_args(["--config", str(PAPER_PRESET)]).to_dict()
+    assert paper == paper_preset().to_dict()
+    assert {**paper, "speed_perturbation": [0.9, 1.1]} == TrainConfig().to_dict()
+    assert paper["speed_perturbation"] == []
 
 
-def test_speed_perturbation_preset_is_the_paper_preset_plus_its_one_change():
-    from pathlib import Path
-
-    preset = Path(__file__).resolve().parents[2] / "training" / "configs" / "speed_perturbation.yaml"
-    config = config_from_args(["--config", str(preset)]).to_dict()
-    expected = {**TrainConfig().to_dict(), "speed_perturbation": [0.9, 1.1]}
-    assert config == expected
+def test_saved_configs_take_paper_values_for_the_fields_they_predate():
+    saved = {k: v for k, v in TrainConfig(speed_perturbation=[]).to_dict().items() if k != "speed_perturbation"}
+    assert TrainConfig.from_saved(saved).speed_perturbation == []
+    assert TrainConfig.from_saved({**saved, "speed_perturbation": [0.9]}).speed_perturbation == [0.9]
 
 
 def test_single_run_directory(trained_run):

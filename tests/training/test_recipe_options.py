@@ -43,10 +43,11 @@ def test_bad_model_option_fails_before_the_run_directory(warm_cache, capsys, tmp
 def test_speed_copies_join_the_training_segments_only(warm_cache):
     from training.trainer import load_data
 
-    base = TrainConfig(corpus_options={"num_speakers": 4, "utterances_per_class": 2})
+    base = TrainConfig(corpus_options={"num_speakers": 4, "utterances_per_class": 2}, speed_perturbation=[])
     plain = load_data(base, log=lambda m: None).extract(log=lambda m: None)
     config = config_from_args(SMALL_CORPUS + ["--speed-perturbation", "0.9,1.1"])
-    assert config.speed_perturbation == [0.9, 1.1]
+    assert config.speed_perturbation == [0.9, 1.1] == TrainConfig().speed_perturbation  # the default
+    assert config_from_args(["--speed-perturbation", ""]).speed_perturbation == []  # off, as in the paper preset
     perturbed = load_data(config, log=lambda m: None).extract(log=lambda m: None)
     assert perturbed.speeds == (0.9, 1.1)
     assert len(perturbed.train_segments) > 2 * len(plain.train_segments)
