@@ -24,7 +24,9 @@ def paired_difference(candidate: Mapping[Key, float], baseline: Mapping[Key, flo
     Returns:
         dict with `n` (pairs), `mean`, `std` (of the differences), `ci95_low`,
         `ci95_high`, `t`, `p_value` (two-sided paired t-test), `wins` (pairs
-        where the candidate is higher) and `sign_test_p` (two-sided).
+        where the candidate is higher), `sign_test_p` (two-sided), and each
+        side's own `candidate_mean`/`_std` and `baseline_mean`/`_std` over
+        the same pairs.
 
     Example:
     >>> paired_difference({("f1", 0): 0.7, ("f2", 0): 0.6}, {("f1", 0): 0.6, ("f2", 0): 0.6})["mean"]
@@ -42,6 +44,10 @@ def paired_difference(candidate: Mapping[Key, float], baseline: Mapping[Key, flo
         t = result["mean"] / (std / math.sqrt(n)) if std > 0 else math.copysign(math.inf, result["mean"]) if result["mean"] else 0.0
         p = float(2 * stats.t.sf(abs(t), n - 1)) if math.isfinite(t) else 0.0
         result.update(std=std, ci95_low=result["mean"] - half, ci95_high=result["mean"] + half, t=t, p_value=p)
+    for side, scores in (("candidate", candidate), ("baseline", baseline)):
+        values = np.array([scores[k] for k in keys], dtype=float)
+        result[f"{side}_mean"] = float(values.mean()) if n else math.nan
+        result[f"{side}_std"] = float(values.std(ddof=1)) if n >= 2 else math.nan
     wins, losses = int((diffs > 0).sum()), int((diffs < 0).sum())
     result["wins"] = wins
     result["losses"] = losses
@@ -80,7 +86,9 @@ def _runs_of(spec: str) -> Dict[Key, float]:
 def _line(result: Mapping[str, float]) -> str:
     return (f"ΔUA {100 * result['mean']:+.1f} pp [{100 * result['ci95_low']:+.1f}, {100 * result['ci95_high']:+.1f}] "
             f"(95 % t), {result['wins']}/{result['n']} wins, p {result['p_value']:.3f}, "
-            f"sd of the differences {100 * result['std']:.1f} pp")
+            f"sd of the differences {100 * result['std']:.1f} pp; UA over these pairs "
+            f"{100 * result['candidate_mean']:.1f} ± {100 * result['candidate_std']:.1f} vs "
+            f"{100 * result['baseline_mean']:.1f} ± {100 * result['baseline_std']:.1f} %")
 
 
 def main(argv=None) -> int:

@@ -1,5 +1,6 @@
 import json
 import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,9 @@ def test_paired_difference_arithmetic_by_hand():
     assert result["ci95_high"] == pytest.approx(mean + half, abs=1e-6)
     assert (result["wins"], result["losses"]) == (3, 1)
     assert result["sign_test_p"] == pytest.approx(0.625)  # 2 · P(X >= 3 | n 4, p ½) = 2 · 5/16
+    assert result["candidate_mean"] == pytest.approx(0.6625) and result["baseline_mean"] == pytest.approx(0.6125)
+    assert result["candidate_std"] == pytest.approx(statistics.stdev([0.7, 0.65, 0.8, 0.5]), abs=1e-6)
+    assert result["baseline_std"] == pytest.approx(statistics.stdev([0.6, 0.6, 0.7, 0.55]), abs=1e-6)
     assert result["p_value"] == pytest.approx(stats.ttest_rel([0.7, 0.65, 0.8, 0.5], [0.6, 0.6, 0.7, 0.55]).pvalue, abs=1e-5)
 
 
@@ -148,7 +152,7 @@ def test_paired_cli_compares_two_results_files(tmp_path, capsys):
     b.write_text(json.dumps(_payload({"mhsa": {("f1", 0): 0.5, ("f2", 0): 0.6, ("f3", 0): 0.6}})))
     assert paired.main([f"{a}:mhsa", f"{b}:mhsa"]) == 0
     out = capsys.readouterr().out
-    assert "ΔUA +3.3 pp" in out and "2/3 wins" in out
+    assert "ΔUA +3.3 pp" in out and "2/3 wins" in out and "UA over these pairs 60.0 ± 10.0 vs 56.7 ± 5.8 %" in out
 
 
 def test_paired_cli_pools_couples_without_mixing_their_pairs(tmp_path, capsys):
