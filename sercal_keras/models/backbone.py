@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import keras
 
 
-def conv_bn_relu(x, filters: int, kernel_size, name: str, padding: str = "same", batch_norm_momentum: float = 0.99):
+def conv_bn_relu(x, filters: int, kernel_size, name: str, padding: str = "same",
+                 batch_norm_momentum: float = 0.99):
     """Conv2D (no bias) → BatchNorm → ReLU, named `<name>_conv/_bn/_relu`."""
     x = keras.layers.Conv2D(filters, kernel_size, padding=padding, use_bias=False, name=f"{name}_conv")(x)
     x = keras.layers.BatchNormalization(momentum=batch_norm_momentum, name=f"{name}_bn")(x)
@@ -28,14 +31,15 @@ def cnn_backbone(x, batch_norm_momentum: float = 0.99):
     Returns:
         Symbolic tensor `(batch, freq', time', 80)`.
     """
+    block = functools.partial(conv_bn_relu, batch_norm_momentum=batch_norm_momentum)
     freq_branch = keras.layers.ZeroPadding2D(((4, 4), (0, 0)), name="freq_pad")(x)
-    freq_branch = conv_bn_relu(freq_branch, 8, (10, 2), "freq", padding="valid", batch_norm_momentum=batch_norm_momentum)
+    freq_branch = block(freq_branch, 8, (10, 2), "freq", padding="valid")
     time_branch = keras.layers.ZeroPadding2D(((0, 0), (3, 3)), name="time_pad")(x)
-    time_branch = conv_bn_relu(time_branch, 8, (2, 8), "time", padding="valid", batch_norm_momentum=batch_norm_momentum)
+    time_branch = block(time_branch, 8, (2, 8), "time", padding="valid")
     x = keras.layers.Concatenate(name="first_concat")([freq_branch, time_branch])
-    x = conv_bn_relu(x, 32, 3, "block1", batch_norm_momentum=batch_norm_momentum)
+    x = block(x, 32, 3, "block1")
     x = keras.layers.MaxPooling2D(2, name="block1_pool")(x)
-    x = conv_bn_relu(x, 48, 3, "block2", batch_norm_momentum=batch_norm_momentum)
+    x = block(x, 48, 3, "block2")
     x = keras.layers.MaxPooling2D(2, name="block2_pool")(x)
-    x = conv_bn_relu(x, 64, 3, "block3", batch_norm_momentum=batch_norm_momentum)
-    return conv_bn_relu(x, 80, 3, "block4", batch_norm_momentum=batch_norm_momentum)
+    x = block(x, 64, 3, "block3")
+    return block(x, 80, 3, "block4")
