@@ -154,7 +154,7 @@ class TrainConfig:
 
     @classmethod
     def from_saved(cls, data: Mapping[str, Any], source: str = "<dict>") -> "TrainConfig":
-        """A config saved by an earlier version (a run's `config.json`, a results file).
+        """A config saved by an earlier version (a run's `config.json`).
 
         Fields it predates were options that did not exist yet, so they take
         their paper-preset values (off), not today's defaults.
@@ -241,7 +241,8 @@ class TrainConfig:
             fail("mixup_alpha", f"must be >= 0 (0 = off). Received: {self.mixup_alpha}")
         if not 0 <= self.label_smoothing < 1:
             fail("label_smoothing", f"must lie in [0, 1). Received: {self.label_smoothing}")
-        from sercal_keras.audio.speed_perturbation import SPEED_RANGE  # loads the package, as feature_config() below does
+        # (imports the package, as feature_config() below does)
+        from sercal_keras.audio.speed_perturbation import SPEED_RANGE
 
         for factor in self.speed_perturbation:
             if not SPEED_RANGE[0] <= factor <= SPEED_RANGE[1] or factor == 1.0:
@@ -342,8 +343,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if not number.is_integer():
             raise bad("an integer")
         return int(number)
-    if key in ("learning_rate", "weight_decay", "lr_step_factor", "ema_momentum", "dropout", "validation_fraction", "mixup_alpha",
-               "label_smoothing"):
+    if key in ("learning_rate", "weight_decay", "lr_step_factor", "ema_momentum", "dropout", "validation_fraction",
+               "mixup_alpha", "label_smoothing"):
         if isinstance(value, bool):
             raise bad("a number")
         try:

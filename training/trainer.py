@@ -154,8 +154,10 @@ def build_and_compile(config, num_classes: int, mean, variance, feature_shape, c
         loss = (keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
                 if config.soft_labels else "sparse_categorical_crossentropy")
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate, weight_decay=config.weight_decay or None,
-                                            use_ema=config.ema_momentum > 0, ema_momentum=config.ema_momentum or 0.99),
+            optimizer=keras.optimizers.Adam(
+                learning_rate=config.learning_rate, weight_decay=config.weight_decay or None,
+                use_ema=config.ema_momentum > 0, ema_momentum=config.ema_momentum,
+            ),
             loss=loss,
             metrics=["accuracy"],
             jit_compile=False,  # XLA gave no gain on CPU (DESIGN §5) and costs compile time
