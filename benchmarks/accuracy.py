@@ -184,10 +184,9 @@ def _with_defaults(value: Any, key: str) -> Any:
     """A recipe with the options it predates filled in with their paper-preset values (off)."""
     if key != "config" or not isinstance(value, dict):
         return value
-    from training.config import paper_preset
+    from training.config import with_predated_fields
 
-    defaults = paper_preset().to_dict()
-    return {**{k: defaults[k] for k in defaults.keys() - value.keys() if k not in ("variant", "seeds")}, **value}
+    return with_predated_fields(value)
 
 
 def merge_with_previous(payload: Dict[str, Any], previous: Dict[str, Any], source: str) -> Dict[str, Any]:

@@ -159,7 +159,7 @@ class TrainConfig:
         Fields it predates were options that did not exist yet, so they take
         their paper-preset values (off), not today's defaults.
         """
-        return cls.from_dict({**paper_preset().to_dict(), **data}, source=source)
+        return cls.from_dict(with_predated_fields(data), source=source)
 
     def identity(self) -> Dict[str, Any]:
         """The fields that define what is trained (everything but `RUNTIME_FIELDS`)."""
@@ -289,6 +289,12 @@ def paper_preset() -> TrainConfig:
     config = TrainConfig()
     config.update(load_config_file(PAPER_PRESET), source=str(PAPER_PRESET))
     return config.validate()
+
+
+def with_predated_fields(saved: Mapping[str, Any]) -> Dict[str, Any]:
+    """Saved config values (a run's `config.json`, a results file's recipe) with every
+    field they predate at its paper-preset value: an option that did not exist was off."""
+    return {**paper_preset().to_dict(), **saved}
 
 
 def _error(message: str):

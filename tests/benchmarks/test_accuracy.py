@@ -142,6 +142,12 @@ def test_merge_accepts_an_earlier_recipe_that_predates_an_option_left_at_its_def
     with_mixup = _payload({"ca": {("f1", 0): 0.7}}, config={"epochs": 30, "mixup_alpha": 0.2})
     with pytest.raises(Exception, match="another config"):
         accuracy.merge_with_previous(with_mixup, earlier, "x.json")
+    # Speed perturbation is on by default now, but a recipe that predates it had none.
+    paper = _payload({"ca": {("f1", 0): 0.7}}, config={"epochs": 30, "speed_perturbation": []})
+    assert set(accuracy.merge_with_previous(paper, earlier, "x.json")["variants"]) == {"mhsa", "ca"}
+    perturbed = _payload({"ca": {("f1", 0): 0.7}}, config={"epochs": 30, "speed_perturbation": [0.9, 1.1]})
+    with pytest.raises(Exception, match="another config"):
+        accuracy.merge_with_previous(perturbed, earlier, "x.json")
 
 
 def test_paired_cli_compares_two_results_files(tmp_path, capsys):
