@@ -26,6 +26,7 @@ CORPORA = ("synthetic", "emodb", "ravdess", "iemocap", "folder", "csv")
 PROTOCOLS = {"loso": "loso", "speaker-folds": "speaker_folds", "session": "session", "random": "random"}
 VARIANT_NAMES = ("fa_ca", "mhsa", "fa", "ca", "head_fusion")  # == sercal_keras.models.VARIANTS
 LR_SCHEDULES = ("step", "cosine", "constant")
+FEATURE_NORMALIZATIONS = ("global", "speaker")
 #: Fields that say where and how loudly to run, not what to train: a run
 #: directory may be continued with different values of these.
 RUNTIME_FIELDS = ("output_dir", "overwrite", "verbosity", "cache_dir", "folds", "seeds", "json_output")
@@ -78,6 +79,11 @@ class TrainConfig:
             factor (tempo and pitch, as `sox speed`) and cut into training
             segments; validation and test audio are never perturbed. [] = off
             (the paper preset).
+        feature_normalization: `global` (the paper's: one mean and variance
+            per coefficient, fitted on the training segments, inside the
+            model) or `speaker` (research option: each speaker's MFCC first
+            standardised by that speaker's own statistics, test speakers'
+            from their unlabelled test audio; `standardize_by_speaker`).
         validation_fraction: share of the training *speakers* held out to
             choose the best epoch by validation UA; 0 = no validation (the last
             epoch's model is kept: a fixed epoch budget).
@@ -119,6 +125,7 @@ class TrainConfig:
     mixup_alpha: float = 0.0
     label_smoothing: float = 0.0
     speed_perturbation: List[float] = dataclasses.field(default_factory=lambda: [0.9, 1.1])
+    feature_normalization: str = "global"
     validation_fraction: float = 0.2
     patience: int = 0
     mixed_precision: bool = False
@@ -250,6 +257,9 @@ class TrainConfig:
                      f"is always used). Received: {self.speed_perturbation}")
         if len(set(self.speed_perturbation)) != len(self.speed_perturbation):
             fail("speed_perturbation", f"factors must be distinct. Received: {self.speed_perturbation}")
+        if self.feature_normalization not in FEATURE_NORMALIZATIONS:
+            fail("feature_normalization", f"must be one of {', '.join(FEATURE_NORMALIZATIONS)}. "
+                 f"Received: {self.feature_normalization!r}")
         if not 0 <= self.validation_fraction < 1:
             fail("validation_fraction", f"must lie in [0, 1). Received: {self.validation_fraction}")
         if self.patience < 0:
@@ -394,7 +404,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         return dict(value)
     if key in ("data_dir", "output_dir", "protocol", "cache_dir"):
         return None if value is None else str(value)
-    if key in ("corpus", "variant", "lr_schedule"):
+    if key in ("corpus", "variant", "lr_schedule", "feature_normalization"):
         if value is None:
             raise bad("a string")
         return str(value)
@@ -511,6 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="extra speed factors for the training audio, e.g. 0.9,1.1: each training utterance "
                        "is also used resampled at each factor (default: 0.9,1.1; '' = off, as in "
                        "configs/paper.yaml)")
+    model.add_argument("--feature-normalization", choices=FEATURE_NORMALIZATIONS,
+                       help="global: one MFCC mean/variance from the training data (default, the paper's); "
+                       "speaker: each speaker standardised by their own statistics first (research option)")
     model.add_argument("--train-hop-seconds", metavar="S",
                        help="hop between training segments in seconds (default: 1.0; sets features.train_hop_seconds)")
     model.add_argument("--batch-size", metavar="N",

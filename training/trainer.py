@@ -233,7 +233,7 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
     import keras
     import tensorflow as tf
 
-    from sercal_keras.data import fit_normalization, make_dataset, validation_split
+    from sercal_keras.data import fit_normalization, make_dataset, standardize_by_speaker, validation_split
     from sercal_keras.model_card import ModelCard, library_versions
     from training.callbacks import EpochScalars, ValidationUA, lr_scheduler, make_predict_fn
 
@@ -260,6 +260,10 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
     test_set = subset(data.eval_segments, fold.test)
     if len(train_set) == 0 or len(test_set) == 0:
         raise ConfigError(f"--folds: fold {fold.name} has no usable training or test audio")
+    if config.feature_normalization == "speaker":
+        # each split's speakers by their own statistics (test speakers: their unlabelled test audio)
+        train_set, val_set, test_set = (standardize_by_speaker(s, corpus.speakers) if len(s) else s
+                                        for s in (train_set, val_set, test_set))
     mean, variance = fit_normalization(train_set.features)
     speakers = np.array(corpus.speakers, dtype=object)
     val_speakers = sorted({str(s) for s in speakers[val_idx]}) if len(val_idx) else []
@@ -379,8 +383,9 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
             corpus=corpus.name,
             variant=config.variant,
             versions=versions,
-            extra={k: info[k] for k in ("protocol", "fold", "fold_index", "seed", "test_speakers",
-                                         "validation_speakers", "best_epoch", "speaker_independent")},
+            extra={**{k: info[k] for k in ("protocol", "fold", "fold_index", "seed", "test_speakers",
+                                            "validation_speakers", "best_epoch", "speaker_independent")},
+                   "feature_normalization": config.feature_normalization},
         ).save(work_dir / "model_card.json")
         write_json(work_dir / CONFIG_NAME, run_config.to_dict())
         write_json(work_dir / "versions.json", versions)

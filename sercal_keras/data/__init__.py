@@ -9,6 +9,7 @@ from sercal_keras.data.labels import LABEL_MAPS
 from sercal_keras.data.pipeline import make_dataset
 from sercal_keras.data.ravdess import load_ravdess
 from sercal_keras.data.registry import CORPORA, load_corpus
+from sercal_keras.data.speaker_normalization import standardize_by_speaker
 from sercal_keras.data.splits import PROTOCOLS, Fold, make_folds, validation_split
 from sercal_keras.data.synthetic import load_synthetic
 
@@ -31,5 +32,6 @@ __all__ = [
     "load_synthetic",
     "make_dataset",
     "make_folds",
+    "standardize_by_speaker",
     "validation_split",
 ]

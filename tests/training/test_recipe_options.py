@@ -86,6 +86,7 @@ def test_benchmark_set_values_are_coerced_from_strings():
         (["--speed-perturbation", "3"], "--speed-perturbation"),
         (["--speed-perturbation", "fast"], "--speed-perturbation"),
         (["--model-option", "calibration_context"], "--model-option"),
+        (["--feature-normalization", "utterance"], "--feature-normalization"),
     ],
 )
 def test_bad_options_exit_2_naming_the_flag(args, flag, capsys, tmp_path):
@@ -169,3 +170,18 @@ def test_bad_ema_momentum_fails_before_the_run_directory(warm_cache, capsys, tmp
     assert main(SMALL + ["--ema-momentum", "1.5", "--output-dir", str(out)]) == 2
     assert "--ema-momentum must lie in [0, 1)" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_speaker_normalization_standardises_each_training_speaker(warm_cache, tmp_path):
+    assert TrainConfig().feature_normalization == "global"
+    assert TrainConfig.from_dict({"feature_normalization": "speaker"}, source="--set").feature_normalization == "speaker"
+    out = tmp_path / "speaker"
+    assert main(SMALL + ["--epochs", "1", "--variant", "mhsa", "--feature-normalization", "speaker",
+                         "--output-dir", str(out)]) == 0
+    card = read_json(out / "model_card.json")
+    assert card["extra"]["feature_normalization"] == "speaker"
+    # every training speaker was standardised on its own, so the pooled statistics the
+    # model's Normalization layer holds are those of standard scores
+    np.testing.assert_allclose(card["feature_mean"], 0, atol=1e-4)
+    np.testing.assert_allclose(card["feature_std"], 1, atol=1e-3)
+    assert read_json(out / "config.json")["feature_normalization"] == "speaker"

@@ -1,0 +1,54 @@
+"""Per-speaker feature standardisation (a research option of the training recipe).
+
+Speaker-independent SER is hard partly because speakers differ in pitch, timbre
+and loudness more than one speaker's emotions do. Standardising each speaker's
+MFCC by that speaker's own mean and variance (per coefficient) removes those
+offsets and keeps what varies *within* a speaker, e.g. an angry utterance being
+louder than the same speaker's neutral ones. The statistics use no labels; for
+the test speakers they come from their own (unlabelled) test audio, as in
+speaker normalisation in the SER literature, so a model trained this way
+expects inputs standardised the same way at inference.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from sercal_keras.data.features import SegmentSet
+
+
+def standardize_by_speaker(
+    segments: SegmentSet, utterance_speakers: Sequence[str], epsilon: float = 1e-6
+) -> SegmentSet:
+    """Each speaker's segments standardised by that speaker's own statistics.
+
+    Args:
+        segments: a `SegmentSet` (features `(N, n_mfcc, frames)`).
+        utterance_speakers: the speaker of every corpus utterance, indexed as
+            `segments.utterance_index` (e.g. `corpus.speakers`).
+        epsilon: added to the variance before the square root.
+
+    Returns:
+        A `SegmentSet` with the same labels and utterance indices whose
+        features have, per speaker and coefficient, mean 0 and variance 1
+        over that speaker's segments and frames.
+
+    Example:
+    >>> rng = np.random.default_rng(0)
+    >>> features = rng.normal(size=(4, 2, 3)).astype("float32") + [[[0.0]], [[0.0]], [[5.0]], [[5.0]]]
+    >>> segs = SegmentSet(features, np.zeros(4, np.int64), np.arange(4))
+    >>> out = standardize_by_speaker(segs, ["a", "a", "b", "b"])
+    >>> bool(abs(out.features[2:].mean()) < 1e-5)
+    True
+    """
+    speakers = np.asarray(utterance_speakers, dtype=object)[segments.utterance_index]
+    features = np.empty_like(segments.features)
+    for speaker in np.unique(speakers):
+        mask = speakers == speaker
+        own = segments.features[mask].astype(np.float64)
+        mean = own.mean(axis=(0, 2), keepdims=True)
+        std = np.sqrt(own.var(axis=(0, 2), keepdims=True) + epsilon)
+        features[mask] = ((own - mean) / std).astype(segments.features.dtype)
+    return SegmentSet(features, segments.labels, segments.utterance_index, segments.skipped)
