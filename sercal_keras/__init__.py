@@ -14,6 +14,7 @@ from sercal_keras.errors import (  # noqa: F401
     ExportError,
     ModelFileError,
     SercalError,
+    SpeakerStatisticsError,
 )
 from sercal_keras.layers import (  # noqa: F401
     CalibrationAttention,

@@ -31,3 +31,7 @@ class ModelFileError(SercalError):
 
 class ExportError(SercalError):
     """TFLite conversion or its post-conversion check failed."""
+
+
+class SpeakerStatisticsError(SercalError):
+    """A model trained with per-speaker normalisation was given no statistics of the speaker."""

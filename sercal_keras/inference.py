@@ -7,6 +7,11 @@ probabilities → utterance probabilities as their mean. The feature settings
 come from the model card (`model_card.json`) beside the model, so inference
 always computes the features the model was trained on.
 
+A model trained with per-speaker normalisation (`--feature-normalization
+speaker`) also needs the speaker's own MFCC statistics: `adapt` computes them
+from a few unlabelled utterances of the speaker, or `predict_files(paths,
+adapt=True)` from the files being classified (all one speaker's).
+
 Example:
 >>> recognizer = EmotionRecognizer.load("runs/emodb_fa_ca")  # doctest: +SKIP
 >>> result = recognizer.predict_file("03a01Wa.wav")
@@ -23,8 +28,15 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from sercal_keras.audio.decode import load_audio, prepare_waveform
-from sercal_keras.audio.frontend import FeatureConfig, aggregate_utterance, mfcc, segment_waveform
-from sercal_keras.errors import ModelFileError
+from sercal_keras.audio.frontend import (
+    FeatureConfig,
+    aggregate_utterance,
+    mfcc,
+    segment_waveform,
+    speaker_statistics,
+    standardize,
+)
+from sercal_keras.errors import ConfigError, ModelFileError, SpeakerStatisticsError
 from sercal_keras.model_card import ModelCard, card_path_for
 
 PathLike = Union[str, Path]
@@ -118,6 +130,8 @@ class EmotionRecognizer:
         self.batch_size = int(batch_size)
         self.labels: Tuple[str, ...] = tuple(card.labels)
         self.feature_config = FeatureConfig.from_dict(card.feature_config)
+        #: `(mean, std)` of the current speaker's MFCC (per-speaker models only; see `adapt`).
+        self.speaker_statistics: Optional[Tuple[np.ndarray, np.ndarray]] = None
         outputs = model.output_shape[-1]
         if outputs != len(self.labels):
             raise ModelFileError(
@@ -160,11 +174,57 @@ class EmotionRecognizer:
         segments = segment_waveform(waveform, fc.segment_samples, fc.hop_samples(training=False))
         return mfcc(segments, fc)
 
-    def predict_features(self, features: np.ndarray) -> np.ndarray:
-        """Segment probabilities (n, num_classes) for MFCC segments (n, n_mfcc, frames)."""
+    @property
+    def needs_speaker_statistics(self) -> bool:
+        """True for models trained with per-speaker normalisation (`--feature-normalization speaker`)."""
+        return self.card.extra.get("feature_normalization", "global") == "speaker"
+
+    def adapt(self, sources: Sequence[Union[PathLike, np.ndarray]]) -> None:
+        """Sets the speaker statistics from unlabelled utterances of the speaker.
+
+        Args:
+            sources: audio files, or waveforms already at the model's sample
+                rate, of the one speaker whose speech is classified next; a
+                few utterances of varied content (EmoDB: about 10 keep most
+                of the gain of all of a speaker's audio).
+
+        Raises:
+            ConfigError: the model does not use per-speaker statistics, or no audio was given.
+            AudioDecodeError: a file cannot be read.
+        """
+        if not self.needs_speaker_statistics:
+            raise ConfigError("this model uses one global normalisation (trained with --feature-normalization "
+                              "global); it takes no speaker statistics")
+        features = [self.features(load_audio(s, self.feature_config.sample_rate)
+                                  if isinstance(s, (str, Path)) else np.asarray(s, np.float32))
+                    for s in sources]
+        if not features:
+            raise ConfigError("adapt() needs at least one utterance of the speaker")
+        self.speaker_statistics = speaker_statistics(np.concatenate(features))
+
+    def predict_features(self, features: np.ndarray,
+                         statistics: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
+        """Segment probabilities (n, num_classes) for MFCC segments (n, n_mfcc, frames).
+
+        Args:
+            features: raw MFCC segments.
+            statistics: the speaker's `(mean, std)` for a per-speaker model;
+                default the ones `adapt` set. Ignored by global models.
+
+        Raises:
+            SpeakerStatisticsError: a per-speaker model without statistics.
+        """
         features = np.asarray(features, np.float32)
         if len(features) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
+        if self.needs_speaker_statistics:
+            statistics = statistics if statistics is not None else self.speaker_statistics
+            if statistics is None:
+                raise SpeakerStatisticsError(
+                    "this model was trained with per-speaker normalisation (--feature-normalization speaker): "
+                    "call recognizer.adapt([...]) with a few utterances of the speaker first, or "
+                    "predict_files(paths, adapt=True) when the files are all one speaker's")
+            features = standardize(features, statistics)
         out = [
             np.asarray(self.model.predict_on_batch(features[start : start + self.batch_size]))
             for start in range(0, len(features), self.batch_size)
@@ -194,11 +254,17 @@ class EmotionRecognizer:
         """Predicts the emotion of an audio file (WAV/FLAC/OGG, any rate, mono or not)."""
         return self.predict_files([path])[0]
 
-    def predict_files(self, paths: Sequence[PathLike]) -> List[EmotionPrediction]:
+    def predict_files(self, paths: Sequence[PathLike], adapt: bool = False) -> List[EmotionPrediction]:
         """Predicts several files, their segments batched together.
+
+        Args:
+            paths: audio files.
+            adapt: per-speaker models only: the files are one speaker's, and
+                their own MFCC statistics replace the speaker statistics first.
 
         Raises:
             AudioDecodeError: a file cannot be read (names the file).
+            SpeakerStatisticsError: a per-speaker model, no `adapt()` before and `adapt=False`.
         """
         features, counts = [], []
         for path in paths:
@@ -208,6 +274,11 @@ class EmotionRecognizer:
             counts.append(len(segs))
         if not features:
             return []
+        if adapt:
+            if not self.needs_speaker_statistics:
+                raise ConfigError("adapt=True: this model uses one global normalisation; it takes no "
+                                  "speaker statistics")
+            self.speaker_statistics = speaker_statistics(np.concatenate(features))
         probs = self.predict_features(np.concatenate(features))
         results, start = [], 0
         for path, count in zip(paths, counts):

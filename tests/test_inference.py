@@ -174,3 +174,75 @@ def test_card_that_does_not_fit_the_model_is_refused(tmp_path, saved_model):
     (run / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(ModelFileError, match="3 labels"):
         EmotionRecognizer.load(run)
+
+
+@pytest.fixture(scope="module")
+def speaker_recognizer(saved_model, tmp_path_factory):
+    """The same model, its card marked as trained with per-speaker normalisation."""
+    import json
+
+    from sercal_keras import EmotionRecognizer
+
+    run = tmp_path_factory.mktemp("speaker_run")
+    shutil.copy(saved_model / "model.keras", run / "model.keras")
+    card = json.loads((saved_model / "model_card.json").read_text())
+    card["feature_normalization"] = "speaker"
+    (run / "model_card.json").write_text(json.dumps(card))
+    return EmotionRecognizer.load(run)
+
+
+class InputSpy:
+    """Stands in for the Keras model: records what it is fed, answers uniform probabilities."""
+
+    input_shape, output_shape = (None, 26, 63), (None, 4)
+
+    def __init__(self):
+        self.seen = []
+
+    def predict_on_batch(self, x):
+        self.seen.append(np.array(x))
+        return np.full((len(x), 4), 0.25, np.float32)
+
+
+def test_per_speaker_model_standardises_with_the_speakers_statistics(tmp_path, speaker_recognizer, recognizer):
+    from sercal_keras import EmotionRecognizer
+    from sercal_keras.errors import SpeakerStatisticsError
+
+    assert speaker_recognizer.needs_speaker_statistics and not recognizer.needs_speaker_statistics
+    paths = [write_wav(tmp_path / f"s{i}.wav", tone(2.5 + i, freq=180.0 + 40 * i, seed=i)) for i in range(3)]
+    with pytest.raises(SpeakerStatisticsError, match="adapt"):
+        speaker_recognizer.predict_file(paths[0])
+    raw = [recognizer.features(recognizer_load(p)) for p in paths]
+    pooled = np.concatenate(raw)
+    mean = pooled.mean(axis=(0, 2))[:, None]
+    std = pooled.std(axis=(0, 2))[:, None]
+
+    spy = InputSpy()
+    adapted = EmotionRecognizer(spy, speaker_recognizer.card)
+    adapted.predict_files(paths, adapt=True)  # the files' own statistics
+    np.testing.assert_allclose(spy.seen[-1], (pooled - mean) / std, atol=1e-4)
+    np.testing.assert_allclose(spy.seen[-1].mean(axis=(0, 2)), 0, atol=1e-4)
+
+    enrolled = EmotionRecognizer(spy, speaker_recognizer.card)
+    enrolled.adapt(paths)  # enrolment, then any one file of that speaker
+    enrolled.predict_file(paths[1])
+    np.testing.assert_allclose(spy.seen[-1], (raw[1] - mean) / std, atol=1e-4)
+    # a global model passes the raw MFCC (its Normalization layer does the rest)
+    EmotionRecognizer(spy, recognizer.card).predict_file(paths[1])
+    np.testing.assert_array_equal(spy.seen[-1], raw[1])
+
+
+def test_global_model_refuses_speaker_statistics(tmp_path, recognizer):
+    from sercal_keras.errors import ConfigError
+
+    path = write_wav(tmp_path / "a.wav", tone(2.0))
+    with pytest.raises(ConfigError, match="global"):
+        recognizer.adapt([path])
+    with pytest.raises(ConfigError, match="global"):
+        recognizer.predict_files([path], adapt=True)
+
+
+def recognizer_load(path):
+    from sercal_keras.audio.decode import load_audio
+
+    return load_audio(path, RATE)

@@ -120,10 +120,15 @@ def label_mapping(corpus_labels: Sequence[str], model_labels: Sequence[str], lab
 
 
 def evaluate_model(recognizer, corpus, indices, cache_dir=None, mapping=None, labels=None) -> Dict[str, Any]:
-    """Metrics of `recognizer` on `corpus.utterances[indices]` (the training feature path)."""
+    """Metrics of `recognizer` on `corpus.utterances[indices]` (the training feature path).
+
+    A per-speaker model standardises each speaker by the statistics of that
+    speaker's utterances among `indices`, as training did for its test speakers.
+    """
     import numpy as np
 
     from sercal_keras import metrics
+    from sercal_keras.audio.frontend import speaker_statistics
     from sercal_keras.data import extract_segments
 
     segments = extract_segments(corpus, indices, recognizer.feature_config, training=False, cache_dir=cache_dir)
@@ -135,7 +140,16 @@ def evaluate_model(recognizer, corpus, indices, cache_dir=None, mapping=None, la
         seg_labels = mapped
     if not keep.any():
         raise _config_error("no utterance left to evaluate (every label was left out)")
-    probs = recognizer.predict_features(segments.features[keep])
+    features, owners = segments.features[keep], segments.utterance_index[keep]
+    if recognizer.needs_speaker_statistics:
+        # as in training: each speaker standardised by the statistics of their own (unlabelled) audio here
+        speakers = np.asarray(corpus.speakers, dtype=object)[owners]
+        probs = np.zeros((len(features), len(recognizer.labels)), np.float32)
+        for speaker in np.unique(speakers):
+            own = speakers == speaker
+            probs[own] = recognizer.predict_features(features[own], speaker_statistics(features[own]))
+    else:
+        probs = recognizer.predict_features(features)
     result = metrics.evaluate_segments(probs, seg_labels[keep], segments.utterance_index[keep],
                                        list(labels or recognizer.labels))
     result["num_test_segments"] = int(keep.sum())

@@ -17,6 +17,8 @@ from sercal_keras.audio.frontend import (
     read_wav,
     resample,
     segment_waveform,
+    speaker_statistics,
+    standardize,
     to_mono,
 )
 from sercal_keras.audio.mfcc_layer import MFCC
@@ -39,5 +41,7 @@ __all__ = [
     "read_wav",
     "resample",
     "segment_waveform",
+    "speaker_statistics",
+    "standardize",
     "to_mono",
 ]

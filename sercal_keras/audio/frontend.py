@@ -529,3 +529,45 @@ def aggregate_utterance(segment_probs: np.ndarray) -> np.ndarray:
             f"Received shape {segment_probs.shape}"
         )
     return segment_probs.mean(axis=0)
+
+
+def speaker_statistics(features: np.ndarray, epsilon: float = 1e-6) -> Tuple[np.ndarray, np.ndarray]:
+    """One speaker's per-coefficient mean and standard deviation.
+
+    The statistics of per-speaker normalisation: computed over all of a
+    speaker's segments and frames, without labels, from a few of their
+    utterances or from the audio being classified itself.
+
+    Args:
+        features: the speaker's MFCC segments, (n >= 1, n_mfcc, frames).
+        epsilon: added to the variance before the square root.
+
+    Returns:
+        `(mean, std)`, each float32 (n_mfcc, 1), ready for `standardize`.
+
+    Example:
+    >>> mean, std = speaker_statistics(np.ones((3, 26, 63), np.float32))
+    >>> mean.shape, float(mean.max())
+    ((26, 1), 1.0)
+    """
+    features = np.asarray(features)
+    if features.ndim != 3 or len(features) == 0:
+        raise ValueError(
+            f"speaker_statistics needs segments (n >= 1, n_mfcc, frames). Received shape {features.shape}"
+        )
+    own = features.astype(np.float64)
+    mean = own.mean(axis=(0, 2))[:, None]
+    std = np.sqrt(own.var(axis=(0, 2)) + epsilon)[:, None]
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def standardize(features: np.ndarray, statistics: Tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """MFCC segments standardised by a speaker's `(mean, std)` from `speaker_statistics`.
+
+    Example:
+    >>> x = np.arange(6, dtype=np.float32).reshape(1, 2, 3)
+    >>> standardize(x, speaker_statistics(x)).mean(axis=2).round(6).tolist()
+    [[0.0, 0.0]]
+    """
+    mean, std = statistics
+    return ((np.asarray(features, np.float32) - mean) / std).astype(np.float32)

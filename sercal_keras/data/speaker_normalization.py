@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from sercal_keras.audio.frontend import speaker_statistics, standardize
 from sercal_keras.data.features import SegmentSet
 
 
@@ -47,8 +48,6 @@ def standardize_by_speaker(
     features = np.empty_like(segments.features)
     for speaker in np.unique(speakers):
         mask = speakers == speaker
-        own = segments.features[mask].astype(np.float64)
-        mean = own.mean(axis=(0, 2), keepdims=True)
-        std = np.sqrt(own.var(axis=(0, 2), keepdims=True) + epsilon)
-        features[mask] = ((own - mean) / std).astype(segments.features.dtype)
+        own = segments.features[mask]
+        features[mask] = standardize(own, speaker_statistics(own, epsilon))
     return SegmentSet(features, segments.labels, segments.utterance_index, segments.skipped)

@@ -172,7 +172,7 @@ def test_bad_ema_momentum_fails_before_the_run_directory(warm_cache, capsys, tmp
     assert not out.exists()
 
 
-def test_speaker_normalization_standardises_each_training_speaker(warm_cache, tmp_path):
+def test_speaker_normalization_standardises_each_training_speaker(warm_cache, tmp_path, capsys):
     assert TrainConfig().feature_normalization == "global"
     assert TrainConfig.from_dict({"feature_normalization": "speaker"}, source="--set").feature_normalization == "speaker"
     out = tmp_path / "speaker"
@@ -185,3 +185,12 @@ def test_speaker_normalization_standardises_each_training_speaker(warm_cache, tm
     np.testing.assert_allclose(card["feature_mean"], 0, atol=1e-4)
     np.testing.assert_allclose(card["feature_std"], 1, atol=1e-3)
     assert read_json(out / "config.json")["feature_normalization"] == "speaker"
+    # re-evaluation standardises the test speakers the way training did: the same confusion matrix
+    import json
+
+    from training.evaluate import main as evaluate
+
+    capsys.readouterr()
+    assert evaluate([str(out), "--json", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["utterance"]["confusion_matrix"] == read_json(out / "metrics.json")["utterance"]["confusion_matrix"]
