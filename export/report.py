@@ -493,7 +493,8 @@ def make_report(model_path, output_dir=None, modes: Sequence[str] = DEFAULT_MODE
     data = gather_data(source, kinds, modes, representative_size, 1, None, corpus, data_dir, cache_dir, log)
     corpus_data, fold = load_fold(config, data_dir=data_dir, cache_dir=cache_dir)
     evaluation = split_segments(corpus_data, fold, source.feature_config, split, "waveform" in kinds,
-                                cache_dir=cache_dir or config.get("cache_dir"), training_hop=False)
+                                cache_dir=cache_dir or config.get("cache_dir"), training_hop=False,
+                                speaker_normalization=source.speaker_normalization)
     if len(evaluation) == 0:
         raise ConfigError(f"the {split} split of fold {fold.name} has no usable audio")
     labels = list(source.card.labels)

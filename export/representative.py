@@ -143,23 +143,30 @@ def waveform_segments(corpus, indices, feature_config, training: bool):
 
 
 def split_segments(corpus, fold, feature_config, split: str, with_waveforms: bool,
-                   cache_dir: Optional[str] = None, training_hop: Optional[bool] = None) -> SegmentData:
+                   cache_dir: Optional[str] = None, training_hop: Optional[bool] = None,
+                   speaker_normalization: bool = False) -> SegmentData:
     """The segments of a fold's `train` or `test` utterances.
 
     By default training utterances are cut with the training hop (as the model
     saw them: calibration, QAT) and test utterances with the evaluation hop
-    (as `metrics.json`); `training_hop` overrides that.
+    (as `metrics.json`); `training_hop` overrides that. With
+    `speaker_normalization` (models trained with `--feature-normalization
+    speaker`) each speaker's MFCC is standardised by that speaker's own
+    statistics over the split, as training did: `features` is then the model's input.
     """
-    from sercal_keras.data import extract_segments
+    from sercal_keras.data import extract_segments, standardize_by_speaker
 
     if split not in ("train", "test"):
         raise ConfigError(f"--split must be 'train' or 'test'. Received: {split!r}")
     training = split == "train" if training_hop is None else bool(training_hop)
     indices = np.asarray(fold.train if split == "train" else fold.test, np.int64)
     segments = extract_segments(corpus, indices, feature_config, training=training, cache_dir=cache_dir)
+    if speaker_normalization and len(segments):
+        segments = standardize_by_speaker(segments, corpus.speakers)
     data = SegmentData(segments.features.astype(np.float32), None, segments.labels, segments.utterance_index,
                        f"{corpus.name} fold {fold.name} {split} utterances "
-                       f"({'training' if training else 'evaluation'} hop)")
+                       f"({'training' if training else 'evaluation'} hop"
+                       f"{', each speaker standardised' if speaker_normalization else ''})")
     if with_waveforms:
         waveforms, owners = waveform_segments(corpus, indices, feature_config, training)
         if len(owners) != len(data) or np.any(owners != data.utterance_index):

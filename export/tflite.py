@@ -65,6 +65,11 @@ class Source:
 
         return FeatureConfig.from_dict(self.card.feature_config)
 
+    @property
+    def speaker_normalization(self) -> bool:
+        """Trained with per-speaker normalisation: its inputs are speaker-standardised MFCC."""
+        return self.card.extra.get("feature_normalization", "global") == "speaker"
+
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
@@ -240,6 +245,11 @@ def gather_data(source: Source, inputs: Sequence[str], modes: Sequence[str], rep
         config["corpus"] = corpus
     feature_config = source.feature_config
     want_waveforms = "waveform" in inputs
+    if want_waveforms and source.speaker_normalization:
+        raise ConfigError("--input waveform: this model was trained with per-speaker normalisation "
+                          "(--feature-normalization speaker), which needs the speaker's statistics between the "
+                          "MFCC and the model; the end-to-end waveform graph cannot hold them. Export --input mfcc.")
+    by_speaker = {"speaker_normalization": source.speaker_normalization}
     representative = held_out = training = None
     held_out_is_test = False
     if representative_data is not None:
@@ -250,11 +260,12 @@ def gather_data(source: Source, inputs: Sequence[str], modes: Sequence[str], rep
             "utterances)")
         if representative is None or "qat" in modes:
             training = split_segments(corpus_data, fold, feature_config, "train", want_waveforms,
-                                      cache_dir=cache_dir or config.get("cache_dir"))
+                                      cache_dir=cache_dir or config.get("cache_dir"), **by_speaker)
             if representative is None:
                 representative = training.sample(representative_size, seed=0)
         held_out = split_segments(corpus_data, fold, feature_config, "test", want_waveforms,
-                                  cache_dir=cache_dir or config.get("cache_dir")).sample(verify_size, seed=1)
+                                  cache_dir=cache_dir or config.get("cache_dir"), **by_speaker).sample(verify_size,
+                                                                                                       seed=1)
         held_out_is_test = True
     needs_calibration = any(m in INTEGER_MODES for m in modes)
     if representative is None:

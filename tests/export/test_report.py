@@ -119,3 +119,46 @@ def test_sliced_graph_forms_get_a_report_without_keep_float_candidates(synthetic
     assert [v["name"] for v in doc["variants"]][-1].startswith("int8")
     assert not doc["keep_float"]
     assert any("keep-float candidates: none" in m and "local context" in m for m in messages), messages
+
+
+@pytest.fixture(scope="module")
+def speaker_run(synthetic_run, tmp_path_factory):
+    """The synthetic run, its card marked as trained with per-speaker normalisation."""
+    run, cache = synthetic_run
+    path = tmp_path_factory.mktemp("speaker_run")
+    for name in ("model.keras", "config.json"):
+        shutil.copy(run / name, path / name)
+    card = json.loads((run / "model_card.json").read_text())
+    card["extra"]["feature_normalization"] = "speaker"
+    (path / "model_card.json").write_text(json.dumps(card))
+    return path, cache
+
+
+def test_per_speaker_model_is_evaluated_on_speaker_standardised_segments(speaker_run, tmp_path):
+    from export.representative import split_segments
+    from sercal_keras.audio.frontend import FeatureConfig
+    from sercal_keras.data import extract_segments, load_corpus, make_folds
+
+    run, cache = speaker_run
+    corpus = load_corpus("synthetic", cache, num_speakers=4, utterances_per_class=1)
+    fold = make_folds(corpus, "speaker_folds")[0]
+    data = split_segments(corpus, fold, FeatureConfig(), "train", False, cache_dir=cache, speaker_normalization=True)
+    segments = extract_segments(corpus, fold.train, training=True, cache_dir=cache)
+    speakers = np.asarray(corpus.speakers)[segments.utterance_index]
+    assert len(set(speakers)) > 1
+    x = segments.features.copy()
+    for speaker in set(speakers):  # written out independently of standardize_by_speaker
+        own = speakers == speaker
+        x[own] = (x[own] - x[own].mean(axis=(0, 2))[:, None]) / x[own].std(axis=(0, 2))[:, None]
+    np.testing.assert_allclose(data.features, x, atol=1e-4)
+    # the report asks for them (its evaluation data says so)
+    path = report.make_report(run, tmp_path / "r", modes=["float32"], latency_runs=2, latency_warmup=1,
+                              debug_size=2, log=lambda m: None)
+    doc = json.loads((path / "report.json").read_text())
+    assert "each speaker standardised" in doc["data"]["evaluation"]
+
+
+def test_per_speaker_model_refuses_the_waveform_graph(speaker_run, tmp_path):
+    run, _ = speaker_run
+    with pytest.raises(ConfigError, match="per-speaker normalisation.*--input mfcc"):
+        report.make_report(run, tmp_path / "r", modes=["float32"], inputs="both", log=lambda m: None)
