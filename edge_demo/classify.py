@@ -1,12 +1,16 @@
 """Classify WAV files with a `.tflite` emotion model, using only numpy and LiteRT.
 
     python -m edge_demo.classify model_int8.tflite a.wav b.wav [--json] [--threads N]
+    python -m edge_demo.classify speaker_model.tflite a.wav b.wav --adapt     # one speaker's files
 
 Reads the model's sidecar (`model_int8.json`), decodes each file, resamples it
 to the model's rate if needed, cuts 2 s segments with the evaluation hop from
 the card, computes the MFCC with the library's own front-end (for MFCC-input
 models) and standardises it with the card's mean/std, runs the model one
-segment at a time, and averages the segment probabilities per file.
+segment at a time, and averages the segment probabilities per file. A model
+trained with per-speaker normalisation first takes the speaker's MFCC
+statistics: from the files themselves (`--adapt`, all one speaker's) or from a
+few other utterances of the speaker (`--speaker-audio`).
 
 Exit status: 0 when every file was classified; 1 when some file failed (each
 failure is one line on stderr, the other files are still classified and
@@ -45,14 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--segments", action="store_true",
                         help="also give per-segment probabilities (table: top label per segment)")
+    speaker = parser.add_mutually_exclusive_group()
+    speaker.add_argument("--adapt", action="store_true",
+                         help="per-speaker models: the files are one speaker's; standardise with their statistics")
+    speaker.add_argument("--speaker-audio", nargs="+", metavar="file.wav",
+                         help="per-speaker models: a few utterances of the speaker to take the statistics from")
     return parser
 
 
-def classify_file(model, path: str, decoder: str = "auto") -> Dict[str, Any]:
-    """One file's result: label, confidence, probabilities, segments, timings."""
+def classify_file(model, path: str, decoder: str = "auto", audio=None) -> Dict[str, Any]:
+    """One file's result: label, confidence, probabilities, segments, timings (`audio`: already decoded)."""
     from edge_demo.audio import load_audio
 
-    audio = load_audio(path, model.feature_config.sample_rate, decoder=decoder, frontend=model.frontend)
+    if audio is None:
+        audio = load_audio(path, model.feature_config.sample_rate, decoder=decoder, frontend=model.frontend)
     start = time.perf_counter()
     probs, segment_probs = model.classify_waveform(audio.waveform)
     elapsed = time.perf_counter() - start
@@ -102,11 +112,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
 
-    hop_seconds = model.feature_config.hop_samples(training=False) / model.feature_config.sample_rate
+    from edge_demo.audio import load_audio
+
+    def decode(path):
+        return load_audio(path, model.feature_config.sample_rate, decoder=args.decoder, frontend=model.frontend)
+
     results, errors = [], []
+    audios = {}
+    try:
+        if (args.adapt or args.speaker_audio) and not model.needs_speaker_statistics:
+            raise EdgeError(f"{args.model} uses one global normalisation; drop --adapt/--speaker-audio.")
+        if args.speaker_audio:
+            model.adapt([decode(path).waveform for path in args.speaker_audio])
+        elif args.adapt:
+            for path in args.wavs:  # a file that cannot be read is reported below and left out
+                try:
+                    audios[path] = decode(path)
+                except EdgeError:
+                    pass
+            model.adapt([audio.waveform for audio in audios.values()])
+        elif model.needs_speaker_statistics:
+            model.features(np.zeros((1, model.feature_config.segment_samples), np.float32))  # raises, with the fix
+    except EdgeError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+
+    hop_seconds = model.feature_config.hop_samples(training=False) / model.feature_config.sample_rate
     for path in args.wavs:
         try:
-            result = classify_file(model, path, decoder=args.decoder)
+            result = classify_file(model, path, decoder=args.decoder, audio=audios.get(path))
         except EdgeError as error:
             errors.append({"file": str(path), "error": str(error)})
             print(f"{PROG}: error: {error}", file=sys.stderr)

@@ -43,6 +43,8 @@ REQUIRED = (
     "segment_waveform",
     "mfcc",
     "aggregate_utterance",
+    "speaker_statistics",
+    "standardize",
 )
 
 _PACKAGE_DIR = Path(__file__).resolve().parent

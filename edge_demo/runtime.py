@@ -5,12 +5,14 @@ model card `python -m export.tflite` writes), checks that the two describe the
 same model (input shape and dtype, quantisation, number of classes), and turns
 a waveform into class probabilities exactly as the Keras side does:
 
-    waveform ─segment_waveform(eval hop)─▶ segments ─mfcc─▶ (x − mean) / std
-             ─[quantize]─▶ interpreter (batch 1, per segment) ─[dequantize]─▶
+    waveform ─segment_waveform(eval hop)─▶ segments ─mfcc─▶ [speaker standardisation]
+             ─▶ (x − mean) / std ─[quantize]─▶ interpreter (batch 1, per segment) ─[dequantize]─▶
              segment probabilities ─aggregate_utterance─▶ utterance probabilities
 
 For `input_kind="waveform"` models the segments go in as they are (the MFCC is
-in the graph). Only numpy, the standard library, the front-end file and a
+in the graph). Models trained with per-speaker normalisation (the card's
+`extra.training.feature_normalization == "speaker"`) also standardise the MFCC
+by the speaker's own statistics (`EdgeModel.adapt`), as training did. Only numpy, the standard library, the front-end file and a
 LiteRT interpreter are used: `ai_edge_litert` (preferred) or `tflite_runtime`.
 """
 
@@ -150,6 +152,7 @@ class EdgeCard:
     input: Optional[TensorSpec]
     output: Optional[TensorSpec]
     raw: Dict[str, Any]
+    speaker_normalization: bool = False
 
 
 def sidecar_path(model_path: Path) -> Path:
@@ -218,7 +221,11 @@ def load_card(path: Path, frontend=None) -> EdgeCard:
         spec_out = TensorSpec.from_card(extra["output"], "extra.output") if "output" in extra else None
     except (TypeError, ValueError) as error:
         raise bad(f"invalid tensor details ({_one_line(error)})") from error
+    speaker_normalization = (extra.get("training") or {}).get("feature_normalization", "global") == "speaker"
+    if speaker_normalization and input_kind != "mfcc":
+        raise bad("a per-speaker model must take MFCC input (the speaker statistics sit before the model)")
     return EdgeCard(
+        speaker_normalization=speaker_normalization,
         path=path,
         labels=tuple(labels),
         feature_config=config,
@@ -328,6 +335,8 @@ class EdgeModel:
             self.interpreter.allocate_tensors()
         self._in_dtype = np.dtype(self.input_spec.dtype)
         self._out_dtype = np.dtype(self.output_spec.dtype)
+        #: `(mean, std)` of the current speaker's MFCC, for per-speaker models (see `adapt`).
+        self.speaker_statistics: Optional[Tuple[np.ndarray, np.ndarray]] = None
 
     # -- properties
     @property
@@ -341,6 +350,11 @@ class EdgeModel:
     @property
     def input_kind(self) -> str:
         return self.card.input_kind
+
+    @property
+    def needs_speaker_statistics(self) -> bool:
+        """Trained with per-speaker normalisation: `adapt` must run before classifying."""
+        return self.card.speaker_normalization
 
     def describe(self) -> Dict[str, Any]:
         """The model's facts, for `--json` output and benchmark reports."""
@@ -357,6 +371,7 @@ class EdgeModel:
             "interpreter": self.backend,
             "threads": self.num_threads,
             "frontend": str(self.frontend.__file__),
+            "feature_normalization": "speaker" if self.card.speaker_normalization else "global",
         }
 
     def delegate_partitions(self) -> int:
@@ -423,7 +438,28 @@ class EdgeModel:
         if self.input_kind == "waveform":
             return segments
         mfcc = self.frontend.mfcc(segments, self.feature_config)
+        if self.card.speaker_normalization:
+            if self.speaker_statistics is None:
+                raise EdgeModelError(
+                    f"{self.model_path} was trained with per-speaker normalisation: give it the speaker's "
+                    "statistics first (--adapt when the files are one speaker's, or --speaker-audio with a few "
+                    "utterances of the speaker; EdgeModel.adapt in Python)."
+                )
+            mfcc = self.frontend.standardize(mfcc, self.speaker_statistics)
         return (mfcc - self.card.feature_mean[:, None]) / self.card.feature_std[:, None]
+
+    def adapt(self, waveforms: Sequence[np.ndarray]) -> None:
+        """Sets the speaker statistics from 16 kHz mono waveforms of one speaker (per-speaker models only).
+
+        Raises:
+            EdgeModelError: the model uses one global normalisation, or no audio was given.
+        """
+        if not self.card.speaker_normalization:
+            raise EdgeModelError(f"{self.model_path} uses one global normalisation; it takes no speaker audio.")
+        if not waveforms:
+            raise EdgeModelError("adapting to a speaker needs at least one utterance of theirs.")
+        mfcc = np.concatenate([self.frontend.mfcc(self.segments(w), self.feature_config) for w in waveforms])
+        self.speaker_statistics = self.frontend.speaker_statistics(mfcc)
 
     def segments(self, waveform: np.ndarray) -> np.ndarray:
         """Cuts a 16 kHz mono waveform with the evaluation hop, as training's evaluation did."""

@@ -284,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, default=None, help="microphone: stop after this many seconds")
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
     parser.add_argument("--json", action="store_true", help="JSON lines: one per update, then a summary")
+    parser.add_argument("--speaker-audio", nargs="+", metavar="file.wav",
+                        help="per-speaker models: a few utterances of the speaker, for their MFCC statistics")
     return parser
 
 
@@ -334,6 +336,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         model = EdgeModel(args.model, card_path=args.card, num_threads=args.threads)
+        if args.speaker_audio:
+            model.adapt([load_audio(path, model.feature_config.sample_rate, frontend=model.frontend).waveform
+                         for path in args.speaker_audio])
+        elif model.needs_speaker_statistics:
+            raise EdgeError(f"{args.model} was trained with per-speaker normalisation: pass --speaker-audio "
+                            "with a few utterances of the speaker.")
         classifier = StreamClassifier(model, hop_seconds=args.hop, smooth=args.smooth)
         rate = model.feature_config.sample_rate
         if args.wav is not None:

@@ -333,7 +333,10 @@ def build_card(source: Source, exported_input: str, mode: str, conversion, verif
     input_description = {
         "mfcc": ("standardised MFCC (1, n_mfcc, frames): librosa-style MFCC of a segment, minus feature_mean, "
                  "divided by feature_std (per coefficient), i.e. the output of the model's "
-                 "mfcc_standardization layer"),
+                 "mfcc_standardization layer"
+                 + ("; per-speaker model: the MFCC is first standardised by the speaker's own per-coefficient "
+                    "mean and std (extra.training.feature_normalization = speaker)"
+                    if source.speaker_normalization else "")),
         "waveform": (f"float32 waveform (1, {fc.segment_samples}): {fc.segment_seconds} s mono at "
                      f"{fc.sample_rate} Hz in [-1, 1]; MFCC and standardisation run inside the model"),
     }[exported_input]

@@ -1,0 +1,89 @@
+"""Per-speaker models on the device: `--adapt` / `--speaker-audio` standardise as the Keras side does."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from tests.edge_demo.conftest import run_edge  # noqa: F401  (fixtures via conftest)
+
+
+def _mark_per_speaker(card_path, target, sidecar: bool):
+    """A copy of a card saying 'trained with per-speaker normalisation' (where training or export puts it)."""
+    card = json.loads(card_path.read_text())
+    extra = card.setdefault("extra", {})
+    (extra.setdefault("training", {}) if sidecar else extra)["feature_normalization"] = "speaker"
+    target.write_text(json.dumps(card))
+
+
+@pytest.fixture(scope="module")
+def speaker_models(edge_models, tmp_path_factory):
+    """The float32 MFCC .tflite and the .keras model, both with cards saying 'per-speaker'."""
+    root = tmp_path_factory.mktemp("speaker_models")
+    tflite = edge_models.tflite["float32"]
+    shutil.copy(tflite, root / "speaker.tflite")
+    _mark_per_speaker(tflite.with_suffix(".json"), root / "speaker.json", sidecar=True)
+    shutil.copy(edge_models.keras_path, root / "model.keras")
+    _mark_per_speaker(edge_models.keras_path.parent / "model_card.json", root / "model_card.json", sidecar=False)
+    return root
+
+
+def _probabilities(doc, labels):
+    return np.array([[r["probabilities"][label] for label in labels] for r in doc["results"]])
+
+
+def test_adapt_matches_the_keras_recognizer(edge_models, speaker_models, blocker_dir):
+    from sercal_keras import EmotionRecognizer
+
+    wavs = edge_models.wavs
+    result = run_edge(blocker_dir, "classify", speaker_models / "speaker.tflite", *wavs, "--adapt", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["feature_normalization"] == "speaker"
+    expected = EmotionRecognizer.load(speaker_models).predict_files(wavs, adapt=True)
+    expected = np.array([[p.probabilities[label] for label in edge_models.labels] for p in expected])
+    got = _probabilities(doc, edge_models.labels)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    # the standardisation changed the answer: the global path gives other probabilities
+    unadapted = np.array([edge_models.reference[str(w)] for w in wavs])
+    assert np.abs(got - unadapted).max() > 1e-2
+
+    # enrolment audio instead of the files themselves: the same statistics, the same numbers
+    result = run_edge(blocker_dir, "classify", speaker_models / "speaker.tflite", wavs[0], "--speaker-audio",
+                      *wavs, "--json")
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_allclose(_probabilities(json.loads(result.stdout), edge_models.labels), got[:1], atol=1e-5)
+
+
+def test_per_speaker_model_without_statistics_exits_2_with_the_fix(edge_models, speaker_models, blocker_dir):
+    result = run_edge(blocker_dir, "classify", speaker_models / "speaker.tflite", edge_models.wavs[0])
+    assert result.returncode == 2 and not result.stdout
+    assert "per-speaker normalisation" in result.stderr and "--adapt" in result.stderr
+
+
+def test_global_model_refuses_adapt(edge_models, blocker_dir):
+    result = run_edge(blocker_dir, "classify", edge_models.tflite["float32"], edge_models.wavs[0], "--adapt")
+    assert result.returncode == 2 and "global normalisation" in result.stderr
+
+
+def test_stream_takes_the_speakers_statistics_from_enrolment_audio(edge_models, speaker_models, blocker_dir):
+    from edge_demo.audio import load_audio
+    from edge_demo.runtime import EdgeModel
+
+    model_path, wavs = speaker_models / "speaker.tflite", edge_models.wavs
+    refused = run_edge(blocker_dir, "stream", "--model", model_path, "--wav", wavs[0], "--json")
+    assert refused.returncode == 2 and "--speaker-audio" in refused.stderr
+    result = run_edge(blocker_dir, "stream", "--model", model_path, "--wav", wavs[0], "--json",
+                      "--speaker-audio", *wavs[:3])
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    updates = [line["update"] for line in lines if "update" in line]
+    assert updates
+    model = EdgeModel(model_path)
+    model.adapt([load_audio(w, 16000).waveform for w in wavs[:3]])
+    windows = model.segments(load_audio(wavs[0], 16000).waveform)[: len(updates)]
+    np.testing.assert_allclose([u["raw_probabilities"] for u in updates], model.classify_segments(windows),
+                               atol=1e-6)
