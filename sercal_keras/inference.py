@@ -184,9 +184,8 @@ class EmotionRecognizer:
 
         Args:
             sources: audio files, or waveforms already at the model's sample
-                rate, of the one speaker whose speech is classified next; a
-                few utterances of varied content (EmoDB: about 10 keep most
-                of the gain of all of a speaker's audio).
+                rate, of the one speaker whose speech is classified next
+                (`benchmarks.speaker_enrolment` measures how many are enough).
 
         Raises:
             ConfigError: the model does not use per-speaker statistics, or no audio was given.
