@@ -1,0 +1,22 @@
+import numpy as np
+
+from benchmarks.linear_probe import probe_ua, utterance_statistics
+from sercal_keras.data import SegmentSet
+from sercal_keras.data.splits import Fold
+
+
+def test_utterance_statistics_are_mean_and_std_over_segments_and_frames():
+    features = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    stats = utterance_statistics(SegmentSet(features, np.zeros(2, np.int64), np.array([1, 1])), 2)
+    assert stats.shape == (2, 6) and not stats[0].any()  # utterance 0 has no segments
+    np.testing.assert_allclose(stats[1, :3], features.mean(axis=(0, 2)))
+    np.testing.assert_allclose(stats[1, 3:], features.std(axis=(0, 2)))
+
+
+def test_probe_separates_separable_classes_and_not_noise():
+    rng = np.random.default_rng(0)
+    labels = np.arange(40) % 2
+    separable = rng.normal(size=(40, 4)) + 4 * labels[:, None]
+    folds = [Fold("a", np.arange(20), np.arange(20, 40), True, ()), Fold("b", np.arange(20, 40), np.arange(20), True, ())]
+    assert probe_ua(separable, labels, folds) == [1.0, 1.0]
+    assert np.mean(probe_ua(rng.normal(size=(40, 4)), labels, folds)) < 0.8
