@@ -9,8 +9,9 @@ speakers with statistics from `k` randomly drawn utterances of the speaker
 (`--draws` draws per k; every utterance of the speaker is scored, the enrolment
 ones included, as they carry no label), from the speaker's neutral utterances
 only (calm enrolment speech; the labels pick the audio, nothing else), and from
-all of them (which must reproduce the run's `metrics.json`: checked and printed).
-Writes `benchmarks/results/<name>.{json,md}`.
+all of them (which must reproduce the run's `metrics.json`: checked and printed),
+and with `--prior-weight w` from k random utterances shrunk towards the average
+statistics of the fold's training speakers (worth w utterances). Writes `benchmarks/results/<name>.{json,md}`.
 
 Example:
     python -m benchmarks.speaker_enrolment runs/benchmarks/exp_emodb_speaker_norm/mhsa/*_seed0 \\
@@ -29,20 +30,42 @@ import numpy as np
 from benchmarks.common import markdown_table, provenance, run_test_fold, write_results
 
 
+def shrink(statistics, prior, enrolled: int, prior_weight: float):
+    """A speaker's `(mean, std)` pulled towards the training speakers' average `prior`, weighted
+    as `enrolled` utterances against `prior_weight` pseudo-utterances (means and variances mixed)."""
+    (mean, std), (prior_mean, prior_std) = statistics, prior
+    share = enrolled / (enrolled + prior_weight)
+    variance = share * std**2 + (1 - share) * prior_std**2
+    return (share * mean + (1 - share) * prior_mean).astype(np.float32), np.sqrt(variance).astype(np.float32)
+
+
+def training_prior(features: np.ndarray, speakers: np.ndarray):
+    """The average of the training speakers' own `(mean, std)` (within-speaker statistics)."""
+    from sercal_keras.audio.frontend import speaker_statistics
+
+    stats = [speaker_statistics(features[speakers == s]) for s in np.unique(speakers)]
+    return (np.mean([m for m, _ in stats], axis=0).astype(np.float32),
+            np.sqrt(np.mean([sd**2 for _, sd in stats], axis=0)).astype(np.float32))
+
+
 def speaker_probabilities(recognizer, features: np.ndarray, owners: np.ndarray, speakers: np.ndarray,
-                          enrolment: Dict[str, np.ndarray]) -> np.ndarray:
-    """Segment probabilities, each speaker standardised by the statistics of their enrolment utterances."""
+                          enrolment: Dict[str, np.ndarray], prior=None, prior_weight: float = 0.0) -> np.ndarray:
+    """Segment probabilities, each speaker standardised by the statistics of their enrolment utterances
+    (shrunk towards `prior` when `prior_weight` > 0)."""
     from sercal_keras.audio.frontend import speaker_statistics
 
     probs = np.zeros((len(features), len(recognizer.labels)), np.float32)
     for speaker, utterances in enrolment.items():
         own = speakers == speaker
         statistics = speaker_statistics(features[np.isin(owners, utterances)])
+        if prior_weight > 0:
+            statistics = shrink(statistics, prior, len(utterances), prior_weight)
         probs[own] = recognizer.predict_features(features[own], statistics)
     return probs
 
 
-def enrolment_ua(recognizer, segments, corpus, plan: str, size: Optional[int], draws: int) -> List[float]:
+def enrolment_ua(recognizer, segments, corpus, plan: str, size: Optional[int], draws: int,
+                 prior=None, prior_weight: float = 0.0) -> List[float]:
     """UA of the run's test utterances for one enrolment plan, once per draw."""
     from sercal_keras import metrics
 
@@ -60,7 +83,8 @@ def enrolment_ua(recognizer, segments, corpus, plan: str, size: Optional[int], d
                 enrolment[speaker] = utterances[label_ids[utterances] == corpus.labels.index("neutral")]
             else:
                 enrolment[speaker] = rng.choice(utterances, size=min(size, len(utterances)), replace=False)
-        probs = speaker_probabilities(recognizer, segments.features, segments.utterance_index, speakers, enrolment)
+        probs = speaker_probabilities(recognizer, segments.features, segments.utterance_index, speakers, enrolment,
+                                      prior, prior_weight)
         result = metrics.evaluate_segments(probs, segments.labels, segments.utterance_index, list(corpus.labels))
         results.append(result["utterance"]["ua"])
     return results
@@ -73,6 +97,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 3, 5, 10, 20],
                         help="enrolment utterances per speaker (default: 1 3 5 10 20)")
     parser.add_argument("--draws", type=int, default=5, help="random draws per size (default 5)")
+    parser.add_argument("--prior-weight", type=float, default=0.0,
+                        help="also score random enrolment with the statistics shrunk towards the training "
+                        "speakers' average, worth this many utterances (default 0: not scored)")
     parser.add_argument("--data-dir", help="corpus folder (default: each run's config)")
     parser.add_argument("--name", default="speaker_enrolment", help="results name")
     args = parser.parse_args(argv)
@@ -87,6 +114,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     plans = [(f"{k} random", "random", k, args.draws) for k in args.sizes] + [
         ("neutral only", "neutral", None, 1), ("all (as training)", "all", None, 1)]
+    if args.prior_weight > 0:
+        plans += [(f"{k} random, shrunk (w {args.prior_weight:g})", "shrunk", k, args.draws) for k in args.sizes]
     rows: List[Dict[str, Any]] = []
     for run in map(Path, args.runs):
         recognizer = EmotionRecognizer.load(run)
@@ -100,7 +129,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for title, plan, size, draws in plans:
             if plan == "neutral" and "neutral" not in corpus.labels:
                 continue
-            row[title] = enrolment_ua(recognizer, segments, corpus, plan, size, draws)
+            if plan == "shrunk":
+                train = extract_segments(corpus, fold.train, recognizer.feature_config, training=False)
+                prior = training_prior(train.features, np.asarray(corpus.speakers)[train.utterance_index])
+                row[title] = enrolment_ua(recognizer, segments, corpus, "random", size, draws, prior,
+                                          args.prior_weight)
+            else:
+                row[title] = enrolment_ua(recognizer, segments, corpus, plan, size, draws)
         if not np.isclose(row["all (as training)"][0], trained_ua, atol=1e-6):
             raise SystemExit(f"{run}: statistics from all test audio give UA {row['all (as training)'][0]:.4f}, "
                              f"metrics.json says {trained_ua:.4f}; the runs and this script disagree")

@@ -46,3 +46,15 @@ def test_statistics_come_from_the_planned_utterances_and_every_segment_is_scored
     means = [m[0] for _, m in spy.seen]
     assert len(means) == 6 and all(float(m).is_integer() for m in means)  # one utterance each time
     assert all(0 <= m <= 3 for m in means[0::2]) and all(4 <= m <= 7 for m in means[1::2])  # the speaker's own
+
+
+def test_shrinkage_mixes_means_and_variances_by_utterance_weight():
+    from benchmarks.speaker_enrolment import shrink, training_prior
+
+    mean, std = shrink((np.array([4.0]), np.array([2.0])), (np.array([0.0]), np.array([1.0])), 3, 1.0)
+    np.testing.assert_allclose(mean, [3.0])  # 3 utterances against 1 pseudo-utterance
+    np.testing.assert_allclose(std, [np.sqrt(0.75 * 4 + 0.25 * 1)])
+    features = np.concatenate([np.full((2, 1, 4), 1.0), np.full((2, 1, 4), 3.0)]).astype(np.float32)
+    features[0, 0, 0] = 0.0  # speaker a: some spread
+    prior_mean, prior_std = training_prior(features, np.array(["a", "a", "b", "b"]))
+    np.testing.assert_allclose(prior_mean.ravel(), [(0.875 + 3.0) / 2], rtol=1e-5)
