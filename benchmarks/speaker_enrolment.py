@@ -57,6 +57,9 @@ def speaker_probabilities(recognizer, features: np.ndarray, owners: np.ndarray, 
     probs = np.zeros((len(features), len(recognizer.labels)), np.float32)
     for speaker, utterances in enrolment.items():
         own = speakers == speaker
+        if len(utterances) == 0:  # no audio of the speaker: the training speakers' average alone
+            probs[own] = recognizer.predict_features(features[own], prior)
+            continue
         statistics = speaker_statistics(features[np.isin(owners, utterances)])
         if prior_weight > 0:
             statistics = shrink(statistics, prior, len(utterances), prior_weight)
@@ -77,7 +80,9 @@ def enrolment_ua(recognizer, segments, corpus, plan: str, size: Optional[int], d
         rng = np.random.default_rng(draw)
         enrolment = {}
         for speaker, utterances in by_speaker.items():
-            if plan == "all":
+            if plan == "prior":
+                enrolment[speaker] = utterances[:0]
+            elif plan == "all":
                 enrolment[speaker] = utterances
             elif plan == "neutral":
                 enrolment[speaker] = utterances[label_ids[utterances] == corpus.labels.index("neutral")]
@@ -115,7 +120,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     plans = [(f"{k} random", "random", k, args.draws) for k in args.sizes] + [
         ("neutral only", "neutral", None, 1), ("all (as training)", "all", None, 1)]
     if args.prior_weight > 0:
-        plans += [(f"{k} random, shrunk (w {args.prior_weight:g})", "shrunk", k, args.draws) for k in args.sizes]
+        plans += [("none: the training speakers' average", "prior", None, 1)] + [
+            (f"{k} random, shrunk (w {args.prior_weight:g})", "shrunk", k, args.draws) for k in args.sizes]
     rows: List[Dict[str, Any]] = []
     for run in map(Path, args.runs):
         recognizer = EmotionRecognizer.load(run)
@@ -129,11 +135,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for title, plan, size, draws in plans:
             if plan == "neutral" and "neutral" not in corpus.labels:
                 continue
-            if plan == "shrunk":
+            if plan in ("shrunk", "prior"):
                 train = extract_segments(corpus, fold.train, recognizer.feature_config, training=False)
                 prior = training_prior(train.features, np.asarray(corpus.speakers)[train.utterance_index])
-                row[title] = enrolment_ua(recognizer, segments, corpus, "random", size, draws, prior,
-                                          args.prior_weight)
+                row[title] = enrolment_ua(recognizer, segments, corpus, "random" if plan == "shrunk" else "prior",
+                                          size, draws, prior, args.prior_weight)
             else:
                 row[title] = enrolment_ua(recognizer, segments, corpus, plan, size, draws)
         if not np.isclose(row["all (as training)"][0], trained_ua, atol=1e-6):
