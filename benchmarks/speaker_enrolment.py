@@ -30,29 +30,11 @@ import numpy as np
 from benchmarks.common import markdown_table, provenance, run_test_fold, write_results
 
 
-def shrink(statistics, prior, enrolled: int, prior_weight: float):
-    """A speaker's `(mean, std)` pulled towards the training speakers' average `prior`, weighted
-    as `enrolled` utterances against `prior_weight` pseudo-utterances (means and variances mixed)."""
-    (mean, std), (prior_mean, prior_std) = statistics, prior
-    share = enrolled / (enrolled + prior_weight)
-    variance = share * std**2 + (1 - share) * prior_std**2
-    return (share * mean + (1 - share) * prior_mean).astype(np.float32), np.sqrt(variance).astype(np.float32)
-
-
-def training_prior(features: np.ndarray, speakers: np.ndarray):
-    """The average of the training speakers' own `(mean, std)` (within-speaker statistics)."""
-    from sercal_keras.audio.frontend import speaker_statistics
-
-    stats = [speaker_statistics(features[speakers == s]) for s in np.unique(speakers)]
-    return (np.mean([m for m, _ in stats], axis=0).astype(np.float32),
-            np.sqrt(np.mean([sd**2 for _, sd in stats], axis=0)).astype(np.float32))
-
-
 def speaker_probabilities(recognizer, features: np.ndarray, owners: np.ndarray, speakers: np.ndarray,
                           enrolment: Dict[str, np.ndarray], prior=None, prior_weight: float = 0.0) -> np.ndarray:
     """Segment probabilities, each speaker standardised by the statistics of their enrolment utterances
     (shrunk towards `prior` when `prior_weight` > 0)."""
-    from sercal_keras.audio.frontend import speaker_statistics
+    from sercal_keras.audio.frontend import shrink_statistics, speaker_statistics
 
     probs = np.zeros((len(features), len(recognizer.labels)), np.float32)
     for speaker, utterances in enrolment.items():
@@ -62,7 +44,7 @@ def speaker_probabilities(recognizer, features: np.ndarray, owners: np.ndarray, 
             continue
         statistics = speaker_statistics(features[np.isin(owners, utterances)])
         if prior_weight > 0:
-            statistics = shrink(statistics, prior, len(utterances), prior_weight)
+            statistics = shrink_statistics(statistics, prior, len(utterances), prior_weight)
         probs[own] = recognizer.predict_features(features[own], statistics)
     return probs
 
@@ -115,6 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     import_library_quietly()
     from sercal_keras.data import extract_segments
+    from sercal_keras.data.speaker_normalization import speaker_prior
     from sercal_keras.inference import EmotionRecognizer
 
     plans = [(f"{k} random", "random", k, args.draws) for k in args.sizes] + [
@@ -137,7 +120,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 continue
             if plan in ("shrunk", "prior"):
                 train = extract_segments(corpus, fold.train, recognizer.feature_config, training=False)
-                prior = training_prior(train.features, np.asarray(corpus.speakers)[train.utterance_index])
+                prior = speaker_prior(train, corpus.speakers)
                 row[title] = enrolment_ua(recognizer, segments, corpus, "random" if plan == "shrunk" else "prior",
                                           size, draws, prior, args.prior_weight)
             else:

@@ -8,9 +8,10 @@ to the model's rate if needed, cuts 2 s segments with the evaluation hop from
 the card, computes the MFCC with the library's own front-end (for MFCC-input
 models) and standardises it with the card's mean/std, runs the model one
 segment at a time, and averages the segment probabilities per file. A model
-trained with per-speaker normalisation first takes the speaker's MFCC
+trained with per-speaker normalisation standardises by the speaker's MFCC
 statistics: from the files themselves (`--adapt`, all one speaker's) or from a
-few other utterances of the speaker (`--speaker-audio`).
+few other utterances of the speaker (`--speaker-audio`), shrunk towards the
+training speakers' average in the sidecar, or that average alone without either.
 
 Exit status: 0 when every file was classified; 1 when some file failed (each
 failure is one line on stderr, the other files are still classified and
@@ -120,7 +121,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results, errors = [], []
     audios = {}
     try:
-        if (args.adapt or args.speaker_audio) and not model.needs_speaker_statistics:
+        if (args.adapt or args.speaker_audio) and not model.per_speaker:
             raise EdgeError(f"{args.model} uses one global normalisation; drop --adapt/--speaker-audio.")
         if args.speaker_audio:
             model.adapt([decode(path).waveform for path in args.speaker_audio])

@@ -45,6 +45,7 @@ REQUIRED = (
     "aggregate_utterance",
     "speaker_statistics",
     "standardize",
+    "shrink_statistics",
 )
 
 _PACKAGE_DIR = Path(__file__).resolve().parent

@@ -12,7 +12,8 @@ a waveform into class probabilities exactly as the Keras side does:
 For `input_kind="waveform"` models the segments go in as they are (the MFCC is
 in the graph). Models trained with per-speaker normalisation (the card's
 `extra.training.feature_normalization == "speaker"`) also standardise the MFCC
-by the speaker's own statistics (`EdgeModel.adapt`), as training did. Only numpy, the standard library, the front-end file and a
+by the speaker's own statistics (`EdgeModel.adapt`), as training did, or by the
+training speakers' average from the card when no audio of the speaker is given. Only numpy, the standard library, the front-end file and a
 LiteRT interpreter are used: `ai_edge_litert` (preferred) or `tflite_runtime`.
 """
 
@@ -153,6 +154,9 @@ class EdgeCard:
     output: Optional[TensorSpec]
     raw: Dict[str, Any]
     speaker_normalization: bool = False
+    #: the training speakers' average `(mean, std)` and its weight in utterances (per-speaker models)
+    speaker_prior: Optional[Tuple[np.ndarray, np.ndarray]] = None
+    speaker_prior_weight: float = 10.0
 
 
 def sidecar_path(model_path: Path) -> Path:
@@ -221,11 +225,25 @@ def load_card(path: Path, frontend=None) -> EdgeCard:
         spec_out = TensorSpec.from_card(extra["output"], "extra.output") if "output" in extra else None
     except (TypeError, ValueError) as error:
         raise bad(f"invalid tensor details ({_one_line(error)})") from error
-    speaker_normalization = (extra.get("training") or {}).get("feature_normalization", "global") == "speaker"
+    training = extra.get("training") or {}
+    speaker_normalization = training.get("feature_normalization", "global") == "speaker"
     if speaker_normalization and input_kind != "mfcc":
         raise bad("a per-speaker model must take MFCC input (the speaker statistics sit before the model)")
+    prior, prior_weight = None, 10.0
+    if speaker_normalization and training.get("speaker_prior"):
+        try:
+            entry = training["speaker_prior"]
+            prior = (np.asarray(entry["mean"], np.float32).reshape(-1, 1),
+                     np.asarray(entry["std"], np.float32).reshape(-1, 1))
+            prior_weight = float(entry.get("weight", 10.0))
+        except (KeyError, TypeError, ValueError) as error:
+            raise bad(f"extra.training.speaker_prior is not a mean/std pair ({_one_line(error)})") from error
+        if prior[0].shape != (config.n_mfcc, 1) or prior[1].shape != (config.n_mfcc, 1) or not np.all(prior[1] > 0):
+            raise bad(f"extra.training.speaker_prior needs {config.n_mfcc} means and positive stds")
     return EdgeCard(
         speaker_normalization=speaker_normalization,
+        speaker_prior=prior,
+        speaker_prior_weight=prior_weight,
         path=path,
         labels=tuple(labels),
         feature_config=config,
@@ -352,9 +370,15 @@ class EdgeModel:
         return self.card.input_kind
 
     @property
-    def needs_speaker_statistics(self) -> bool:
-        """Trained with per-speaker normalisation: `adapt` must run before classifying."""
+    def per_speaker(self) -> bool:
+        """Trained with per-speaker normalisation (takes the speaker's statistics; see `adapt`)."""
         return self.card.speaker_normalization
+
+    @property
+    def needs_speaker_statistics(self) -> bool:
+        """Trained with per-speaker normalisation and no training-speaker average in the card:
+        `adapt` must run before classifying."""
+        return self.card.speaker_normalization and self.card.speaker_prior is None
 
     def describe(self) -> Dict[str, Any]:
         """The model's facts, for `--json` output and benchmark reports."""
@@ -439,17 +463,19 @@ class EdgeModel:
             return segments
         mfcc = self.frontend.mfcc(segments, self.feature_config)
         if self.card.speaker_normalization:
-            if self.speaker_statistics is None:
+            statistics = self.speaker_statistics if self.speaker_statistics is not None else self.card.speaker_prior
+            if statistics is None:
                 raise EdgeModelError(
                     f"{self.model_path} was trained with per-speaker normalisation: give it the speaker's "
                     "statistics first (--adapt when the files are one speaker's, or --speaker-audio with a few "
                     "utterances of the speaker; EdgeModel.adapt in Python)."
                 )
-            mfcc = self.frontend.standardize(mfcc, self.speaker_statistics)
+            mfcc = self.frontend.standardize(mfcc, statistics)
         return (mfcc - self.card.feature_mean[:, None]) / self.card.feature_std[:, None]
 
     def adapt(self, waveforms: Sequence[np.ndarray]) -> None:
-        """Sets the speaker statistics from 16 kHz mono waveforms of one speaker (per-speaker models only).
+        """Sets the speaker statistics from 16 kHz mono waveforms of one speaker (per-speaker models only),
+        shrunk towards the card's training-speaker average when it has one (as `EmotionRecognizer.adapt`).
 
         Raises:
             EdgeModelError: the model uses one global normalisation, or no audio was given.
@@ -459,7 +485,11 @@ class EdgeModel:
         if not waveforms:
             raise EdgeModelError("adapting to a speaker needs at least one utterance of theirs.")
         mfcc = np.concatenate([self.frontend.mfcc(self.segments(w), self.feature_config) for w in waveforms])
-        self.speaker_statistics = self.frontend.speaker_statistics(mfcc)
+        statistics = self.frontend.speaker_statistics(mfcc)
+        if self.card.speaker_prior is not None:  # a few utterances: pulled towards the training speakers
+            statistics = self.frontend.shrink_statistics(statistics, self.card.speaker_prior, len(waveforms),
+                                                         self.card.speaker_prior_weight)
+        self.speaker_statistics = statistics
 
     def segments(self, waveform: np.ndarray) -> np.ndarray:
         """Cuts a 16 kHz mono waveform with the evaluation hop, as training's evaluation did."""

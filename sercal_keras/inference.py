@@ -8,9 +8,11 @@ come from the model card (`model_card.json`) beside the model, so inference
 always computes the features the model was trained on.
 
 A model trained with per-speaker normalisation (`--feature-normalization
-speaker`) also needs the speaker's own MFCC statistics: `adapt` computes them
-from a few unlabelled utterances of the speaker, or `predict_files(paths,
-adapt=True)` from the files being classified (all one speaker's).
+speaker`) standardises the MFCC by the speaker's own statistics: `adapt`
+computes them from unlabelled utterances of the speaker, or `predict_files(paths,
+adapt=True)` from the files being classified (all one speaker's), each shrunk
+towards the training speakers' average stored in the card (`shrink_statistics`);
+without either, that average alone is used.
 
 Example:
 >>> recognizer = EmotionRecognizer.load("runs/emodb_fa_ca")  # doctest: +SKIP
@@ -33,6 +35,7 @@ from sercal_keras.audio.frontend import (
     aggregate_utterance,
     mfcc,
     segment_waveform,
+    shrink_statistics,
     speaker_statistics,
     standardize,
 )
@@ -175,6 +178,23 @@ class EmotionRecognizer:
         return mfcc(segments, fc)
 
     @property
+    def speaker_prior(self) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """The training speakers' average `(mean, std)` from the card (per-speaker models), or None."""
+        prior = self.card.extra.get("speaker_prior")
+        if not self.needs_speaker_statistics or not prior:
+            return None
+        return (np.asarray(prior["mean"], np.float32).reshape(-1, 1),
+                np.asarray(prior["std"], np.float32).reshape(-1, 1))
+
+    def _speaker_statistics_from(self, features: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+        statistics = speaker_statistics(np.concatenate(features))
+        prior = self.speaker_prior
+        if prior is None:  # a card written before the prior was stored
+            return statistics
+        return shrink_statistics(statistics, prior, len(features),
+                                 float(self.card.extra["speaker_prior"].get("weight", 10.0)))
+
+    @property
     def needs_speaker_statistics(self) -> bool:
         """True for models trained with per-speaker normalisation (`--feature-normalization speaker`)."""
         return self.card.extra.get("feature_normalization", "global") == "speaker"
@@ -199,7 +219,7 @@ class EmotionRecognizer:
                     for s in sources]
         if not features:
             raise ConfigError("adapt() needs at least one utterance of the speaker")
-        self.speaker_statistics = speaker_statistics(np.concatenate(features))
+        self.speaker_statistics = self._speaker_statistics_from(features)
 
     def predict_features(self, features: np.ndarray,
                          statistics: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
@@ -208,16 +228,19 @@ class EmotionRecognizer:
         Args:
             features: raw MFCC segments.
             statistics: the speaker's `(mean, std)` for a per-speaker model;
-                default the ones `adapt` set. Ignored by global models.
+                default the ones `adapt` set, else the card's training-speaker
+                average. Ignored by global models.
 
         Raises:
-            SpeakerStatisticsError: a per-speaker model without statistics.
+            SpeakerStatisticsError: a per-speaker model without statistics
+                (its card predates the stored average and `adapt` was not called).
         """
         features = np.asarray(features, np.float32)
         if len(features) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         if self.needs_speaker_statistics:
-            statistics = statistics if statistics is not None else self.speaker_statistics
+            statistics = next((s for s in (statistics, self.speaker_statistics, self.speaker_prior)
+                               if s is not None), None)
             if statistics is None:
                 raise SpeakerStatisticsError(
                     "this model was trained with per-speaker normalisation (--feature-normalization speaker): "
@@ -259,7 +282,8 @@ class EmotionRecognizer:
         Args:
             paths: audio files.
             adapt: per-speaker models only: the files are one speaker's, and
-                their own MFCC statistics replace the speaker statistics first.
+                their own MFCC statistics (shrunk towards the training
+                speakers' average) replace the speaker statistics first.
 
         Raises:
             AudioDecodeError: a file cannot be read (names the file).
@@ -277,7 +301,7 @@ class EmotionRecognizer:
             if not self.needs_speaker_statistics:
                 raise ConfigError("adapt=True: this model uses one global normalisation; it takes no "
                                   "speaker statistics")
-            self.speaker_statistics = speaker_statistics(np.concatenate(features))
+            self.speaker_statistics = self._speaker_statistics_from(features)
         probs = self.predict_features(np.concatenate(features))
         results, start = [], 0
         for path, count in zip(paths, counts):

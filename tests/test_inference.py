@@ -246,3 +246,31 @@ def recognizer_load(path):
     from sercal_keras.audio.decode import load_audio
 
     return load_audio(path, RATE)
+
+
+def test_a_stored_training_speaker_average_stands_in_and_enrolment_is_shrunk_towards_it(tmp_path,
+                                                                                         speaker_recognizer,
+                                                                                         recognizer):
+    import dataclasses
+
+    from sercal_keras import EmotionRecognizer
+
+    prior_mean = np.linspace(-200.0, 3.0, 26).astype("float32")
+    prior_std = np.linspace(50.0, 4.0, 26).astype("float32")
+    extra = {**speaker_recognizer.card.extra,
+             "speaker_prior": {"mean": prior_mean.tolist(), "std": prior_std.tolist(), "weight": 4.0}}
+    card = dataclasses.replace(speaker_recognizer.card, extra=extra)
+    spy = InputSpy()
+    adapted = EmotionRecognizer(spy, card)
+    path = write_wav(tmp_path / "a.wav", tone(3.0, freq=200.0))
+    raw = recognizer.features(recognizer_load(path))
+
+    adapted.predict_file(path)  # no audio of the speaker: the average alone
+    np.testing.assert_allclose(spy.seen[-1], (raw - prior_mean[:, None]) / prior_std[:, None], rtol=1e-5, atol=1e-4)
+
+    adapted.adapt([path])  # one utterance against the average's weight of 4
+    own_mean, own_var = raw.mean(axis=(0, 2))[:, None], raw.var(axis=(0, 2))[:, None]
+    mean = 0.2 * own_mean + 0.8 * prior_mean[:, None]
+    std = np.sqrt(0.2 * own_var + 0.8 * prior_std[:, None] ** 2)
+    adapted.predict_file(path)
+    np.testing.assert_allclose(spy.seen[-1], (raw - mean) / std, rtol=1e-4, atol=1e-3)

@@ -233,7 +233,9 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
     import keras
     import tensorflow as tf
 
+    from sercal_keras.audio.frontend import SPEAKER_PRIOR_WEIGHT
     from sercal_keras.data import fit_normalization, make_dataset, standardize_by_speaker, validation_split
+    from sercal_keras.data.speaker_normalization import speaker_prior
     from sercal_keras.model_card import ModelCard, library_versions
     from training.callbacks import EpochScalars, ValidationUA, lr_scheduler, make_predict_fn
 
@@ -260,7 +262,12 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
     test_set = subset(data.eval_segments, fold.test)
     if len(train_set) == 0 or len(test_set) == 0:
         raise ConfigError(f"--folds: fold {fold.name} has no usable training or test audio")
+    speaker_card = {}
     if config.feature_normalization == "speaker":
+        # what inference pulls a new speaker's statistics towards: the training speakers' average
+        prior_mean, prior_std = speaker_prior(subset(data.eval_segments, fold.train), corpus.speakers)
+        speaker_card = {"speaker_prior": {"mean": prior_mean.ravel().tolist(), "std": prior_std.ravel().tolist(),
+                                          "weight": SPEAKER_PRIOR_WEIGHT}}
         # each split's speakers by their own statistics (test speakers: their unlabelled test audio)
         train_set, val_set, test_set = (standardize_by_speaker(s, corpus.speakers) if len(s) else s
                                         for s in (train_set, val_set, test_set))
@@ -385,7 +392,7 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
             versions=versions,
             extra={**{k: info[k] for k in ("protocol", "fold", "fold_index", "seed", "test_speakers",
                                             "validation_speakers", "best_epoch", "speaker_independent")},
-                   "feature_normalization": config.feature_normalization},
+                   "feature_normalization": config.feature_normalization, **speaker_card},
         ).save(work_dir / "model_card.json")
         write_json(work_dir / CONFIG_NAME, run_config.to_dict())
         write_json(work_dir / "versions.json", versions)

@@ -571,3 +571,36 @@ def standardize(features: np.ndarray, statistics: Tuple[np.ndarray, np.ndarray])
     """
     mean, std = statistics
     return ((np.asarray(features, np.float32) - mean) / std).astype(np.float32)
+
+
+#: How many utterances the training speakers' average statistics count as when a
+#: speaker's own statistics are shrunk towards them (`shrink_statistics`).
+SPEAKER_PRIOR_WEIGHT = 10.0
+
+
+def shrink_statistics(
+    statistics: Optional[Tuple[np.ndarray, np.ndarray]],
+    prior: Tuple[np.ndarray, np.ndarray],
+    utterances: int,
+    weight: float = SPEAKER_PRIOR_WEIGHT,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """A speaker's `(mean, std)` from a few utterances, pulled towards the training speakers' average.
+
+    Statistics from a few utterances are noisy and follow their emotions; the
+    training speakers' average (`prior`, stored in a per-speaker model's card)
+    counts as `weight` utterances against the speaker's `utterances`. With no
+    audio of the speaker (`statistics` None or `utterances` 0) it is the prior.
+
+    Example:
+    >>> prior = (np.zeros((1, 1), np.float32), np.ones((1, 1), np.float32))
+    >>> mean, std = shrink_statistics((np.full((1, 1), 4.0), np.full((1, 1), 2.0)), prior, 10)
+    >>> float(mean[0, 0]), round(float(std[0, 0]) ** 2, 3)
+    (2.0, 2.5)
+    """
+    prior_mean, prior_std = (np.asarray(a, np.float32).reshape(-1, 1) for a in prior)
+    if statistics is None or utterances <= 0:
+        return prior_mean, prior_std
+    mean, std = statistics
+    share = utterances / (utterances + weight)
+    variance = share * np.square(std) + (1 - share) * np.square(prior_std)
+    return (share * mean + (1 - share) * prior_mean).astype(np.float32), np.sqrt(variance).astype(np.float32)

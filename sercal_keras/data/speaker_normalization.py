@@ -12,7 +12,7 @@ expects inputs standardised the same way at inference.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import numpy as np
 
@@ -51,3 +51,21 @@ def standardize_by_speaker(
         own = segments.features[mask]
         features[mask] = standardize(own, speaker_statistics(own, epsilon))
     return SegmentSet(features, segments.labels, segments.utterance_index, segments.skipped)
+
+
+def speaker_prior(segments: SegmentSet, utterance_speakers: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
+    """The training speakers' average `(mean, std)`: what `shrink_statistics` pulls a new speaker towards.
+
+    The mean of the speakers' own means, and the root of the mean of their own
+    variances (within-speaker spread), per coefficient; each `(n_mfcc, 1)`.
+
+    Example:
+    >>> features = np.stack([np.full((2, 3), 1.0), np.full((2, 3), 3.0)]).astype("float32")
+    >>> mean, std = speaker_prior(SegmentSet(features, np.zeros(2, np.int64), np.arange(2)), ["a", "b"])
+    >>> mean.ravel().tolist()
+    [2.0, 2.0]
+    """
+    speakers = np.asarray(utterance_speakers, dtype=object)[segments.utterance_index]
+    stats = [speaker_statistics(segments.features[speakers == s]) for s in np.unique(speakers)]
+    return (np.mean([m for m, _ in stats], axis=0).astype(np.float32),
+            np.sqrt(np.mean([np.square(sd) for _, sd in stats], axis=0)).astype(np.float32))

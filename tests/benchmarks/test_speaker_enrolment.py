@@ -49,12 +49,17 @@ def test_statistics_come_from_the_planned_utterances_and_every_segment_is_scored
 
 
 def test_shrinkage_mixes_means_and_variances_by_utterance_weight():
-    from benchmarks.speaker_enrolment import shrink, training_prior
+    from sercal_keras.audio.frontend import shrink_statistics
+    from sercal_keras.data.speaker_normalization import speaker_prior
 
-    mean, std = shrink((np.array([4.0]), np.array([2.0])), (np.array([0.0]), np.array([1.0])), 3, 1.0)
-    np.testing.assert_allclose(mean, [3.0])  # 3 utterances against 1 pseudo-utterance
-    np.testing.assert_allclose(std, [np.sqrt(0.75 * 4 + 0.25 * 1)])
+    prior = (np.array([[0.0]]), np.array([[1.0]]))
+    mean, std = shrink_statistics((np.array([[4.0]]), np.array([[2.0]])), prior, 3, 1.0)
+    np.testing.assert_allclose(mean, [[3.0]])  # 3 utterances against 1 pseudo-utterance
+    np.testing.assert_allclose(std, [[np.sqrt(0.75 * 4 + 0.25 * 1)]])
+    np.testing.assert_allclose(shrink_statistics(None, prior, 0)[0], [[0.0]])  # no audio: the prior
     features = np.concatenate([np.full((2, 1, 4), 1.0), np.full((2, 1, 4), 3.0)]).astype(np.float32)
     features[0, 0, 0] = 0.0  # speaker a: some spread
-    prior_mean, prior_std = training_prior(features, np.array(["a", "a", "b", "b"]))
+    segments = SegmentSet(features, np.zeros(4, np.int64), np.arange(4))
+    prior_mean, prior_std = speaker_prior(segments, ["a", "a", "b", "b"])
     np.testing.assert_allclose(prior_mean.ravel(), [(0.875 + 3.0) / 2], rtol=1e-5)
+    np.testing.assert_allclose(prior_std.ravel() ** 2, [(np.var([0, 1, 1, 1, 1, 1, 1, 1]) + 1e-6 + 1e-6) / 2], rtol=1e-4)

@@ -87,3 +87,43 @@ def test_stream_takes_the_speakers_statistics_from_enrolment_audio(edge_models, 
     windows = model.segments(load_audio(wavs[0], 16000).waveform)[: len(updates)]
     np.testing.assert_allclose([u["raw_probabilities"] for u in updates], model.classify_segments(windows),
                                atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def prior_models(edge_models, speaker_models, tmp_path_factory):
+    """The per-speaker pair again, the cards now holding a training-speaker average (as training writes it)."""
+    from sercal_keras.audio import load_audio
+    from sercal_keras.audio.frontend import FeatureConfig, mfcc, segment_waveform, speaker_statistics
+
+    config = FeatureConfig()
+    segments = np.concatenate([segment_waveform(load_audio(w, 16000), 32000, 6400) for w in edge_models.wavs[3:]])
+    mean, std = speaker_statistics(mfcc(segments, config))
+    prior = {"mean": mean.ravel().tolist(), "std": std.ravel().tolist(), "weight": 10.0}
+    root = tmp_path_factory.mktemp("prior_models")
+    for name, sidecar in (("speaker.json", True), ("model_card.json", False)):
+        card = json.loads((speaker_models / name).read_text())
+        (card["extra"]["training"] if sidecar else card["extra"])["speaker_prior"] = prior
+        (root / name).write_text(json.dumps(card))
+    shutil.copy(speaker_models / "speaker.tflite", root / "speaker.tflite")
+    shutil.copy(speaker_models / "model.keras", root / "model.keras")
+    return root
+
+
+def test_with_a_stored_average_no_audio_is_needed_and_enrolment_is_shrunk(edge_models, prior_models, blocker_dir):
+    from sercal_keras import EmotionRecognizer
+
+    wavs = edge_models.wavs[:3]
+    recognizer = EmotionRecognizer.load(prior_models)
+    plain = run_edge(blocker_dir, "classify", prior_models / "speaker.tflite", *wavs, "--json")
+    assert plain.returncode == 0, plain.stderr  # the training speakers' average stands in
+    expected = [[p.probabilities[label] for label in edge_models.labels] for p in recognizer.predict_files(wavs)]
+    np.testing.assert_allclose(_probabilities(json.loads(plain.stdout), edge_models.labels), expected, atol=1e-4)
+
+    enrolled = run_edge(blocker_dir, "classify", prior_models / "speaker.tflite", *wavs, "--speaker-audio",
+                        *edge_models.wavs[3:5], "--json")
+    assert enrolled.returncode == 0, enrolled.stderr
+    recognizer.adapt(edge_models.wavs[3:5])  # two utterances against the average's weight of 10
+    expected = [[p.probabilities[label] for label in edge_models.labels] for p in recognizer.predict_files(wavs)]
+    got = _probabilities(json.loads(enrolled.stdout), edge_models.labels)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert np.abs(got - _probabilities(json.loads(plain.stdout), edge_models.labels)).max() > 1e-3

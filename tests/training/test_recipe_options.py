@@ -185,6 +185,10 @@ def test_speaker_normalization_standardises_each_training_speaker(warm_cache, tm
     np.testing.assert_allclose(card["feature_mean"], 0, atol=1e-4)
     np.testing.assert_allclose(card["feature_std"], 1, atol=1e-3)
     assert read_json(out / "config.json")["feature_normalization"] == "speaker"
+    # the training speakers' average raw MFCC statistics, for speakers without enrolment audio
+    prior = card["extra"]["speaker_prior"]
+    assert len(prior["mean"]) == len(prior["std"]) == 26 and min(prior["std"]) > 0 and prior["weight"] == 10.0
+    assert prior["mean"][0] < -100  # raw c0 (log-energy), not standardised values
     # re-evaluation standardises the test speakers the way training did: the same confusion matrix
     import json
 
