@@ -30,23 +30,21 @@ import numpy as np
 from benchmarks.common import markdown_table, provenance, run_test_fold, write_results
 
 
-def speaker_probabilities(recognizer, features: np.ndarray, owners: np.ndarray, speakers: np.ndarray,
-                          enrolment: Dict[str, np.ndarray], prior=None, prior_weight: float = 0.0) -> np.ndarray:
-    """Segment probabilities, each speaker standardised by the statistics of their enrolment utterances
-    (shrunk towards `prior` when `prior_weight` > 0)."""
+def enrolment_statistics(features: np.ndarray, owners: np.ndarray, enrolment: Dict[str, np.ndarray], prior=None,
+                         prior_weight: float = 0.0) -> Dict[str, Any]:
+    """Speaker → `(mean, std)` from their enrolment utterances (shrunk towards `prior` when
+    `prior_weight` > 0; the prior alone for a speaker without enrolment utterances)."""
     from sercal_keras.audio.frontend import shrink_statistics, speaker_statistics
 
-    probs = np.zeros((len(features), len(recognizer.labels)), np.float32)
+    statistics = {}
     for speaker, utterances in enrolment.items():
-        own = speakers == speaker
         if len(utterances) == 0:  # no audio of the speaker: the training speakers' average alone
-            probs[own] = recognizer.predict_features(features[own], prior)
+            statistics[speaker] = shrink_statistics(None, prior, 0)
             continue
-        statistics = speaker_statistics(features[np.isin(owners, utterances)])
+        statistics[speaker] = speaker_statistics(features[np.isin(owners, utterances)])
         if prior_weight > 0:
-            statistics = shrink_statistics(statistics, prior, len(utterances), prior_weight)
-        probs[own] = recognizer.predict_features(features[own], statistics)
-    return probs
+            statistics[speaker] = shrink_statistics(statistics[speaker], prior, len(utterances), prior_weight)
+    return statistics
 
 
 def enrolment_ua(recognizer, segments, corpus, plan: str, size: Optional[int], draws: int,
@@ -70,8 +68,9 @@ def enrolment_ua(recognizer, segments, corpus, plan: str, size: Optional[int], d
                 enrolment[speaker] = utterances[label_ids[utterances] == corpus.labels.index("neutral")]
             else:
                 enrolment[speaker] = rng.choice(utterances, size=min(size, len(utterances)), replace=False)
-        probs = speaker_probabilities(recognizer, segments.features, segments.utterance_index, speakers, enrolment,
-                                      prior, prior_weight)
+        statistics = enrolment_statistics(segments.features, segments.utterance_index, enrolment, prior,
+                                          prior_weight)
+        probs = recognizer.predict_speakers(segments.features, speakers, statistics)
         result = metrics.evaluate_segments(probs, segments.labels, segments.utterance_index, list(corpus.labels))
         results.append(result["utterance"]["ua"])
     return results

@@ -253,6 +253,32 @@ class EmotionRecognizer:
         ]
         return np.concatenate(out).astype(np.float32)
 
+    def predict_speakers(self, features: np.ndarray, speakers: Sequence[str],
+                         statistics: Optional[Dict[str, Tuple[np.ndarray, np.ndarray]]] = None) -> np.ndarray:
+        """Segment probabilities of several speakers' MFCC segments, each speaker standardised apart.
+
+        Args:
+            features: raw MFCC segments (n, n_mfcc, frames).
+            speakers: the speaker of each segment (n,).
+            statistics: speaker → `(mean, std)`; a speaker left out (or all,
+                when None) takes the statistics of their own segments here,
+                as training took its test speakers'.
+
+        Returns:
+            (n, num_classes) float32.
+        """
+        features = np.asarray(features, np.float32)
+        speakers = np.asarray(speakers, dtype=object)
+        statistics = statistics or {}
+        probs = np.zeros((len(features), len(self.labels)), np.float32)
+        for speaker in np.unique(speakers):
+            own = speakers == speaker
+            own_statistics = statistics.get(speaker)
+            if own_statistics is None:
+                own_statistics = speaker_statistics(features[own])
+            probs[own] = self.predict_features(features[own], own_statistics)
+        return probs
+
     def _result(self, segment_probs: np.ndarray, num_segments: int, source: Optional[str]) -> EmotionPrediction:
         utterance = aggregate_utterance(segment_probs)
         hop = self.feature_config.eval_hop_seconds

@@ -128,7 +128,6 @@ def evaluate_model(recognizer, corpus, indices, cache_dir=None, mapping=None, la
     import numpy as np
 
     from sercal_keras import metrics
-    from sercal_keras.audio.frontend import speaker_statistics
     from sercal_keras.data import extract_segments
 
     segments = extract_segments(corpus, indices, recognizer.feature_config, training=False, cache_dir=cache_dir)
@@ -143,11 +142,7 @@ def evaluate_model(recognizer, corpus, indices, cache_dir=None, mapping=None, la
     features, owners = segments.features[keep], segments.utterance_index[keep]
     if recognizer.needs_speaker_statistics:
         # as in training: each speaker standardised by the statistics of their own (unlabelled) audio here
-        speakers = np.asarray(corpus.speakers, dtype=object)[owners]
-        probs = np.zeros((len(features), len(recognizer.labels)), np.float32)
-        for speaker in np.unique(speakers):
-            own = speakers == speaker
-            probs[own] = recognizer.predict_features(features[own], speaker_statistics(features[own]))
+        probs = recognizer.predict_speakers(features, np.asarray(corpus.speakers, dtype=object)[owners])
     else:
         probs = recognizer.predict_features(features)
     result = metrics.evaluate_segments(probs, seg_labels[keep], segments.utterance_index[keep],
