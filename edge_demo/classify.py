@@ -132,8 +132,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 except EdgeError:
                     pass
             model.adapt([audio.waveform for audio in audios.values()])
-        elif model.needs_speaker_statistics:
-            model.features(np.zeros((1, model.feature_config.segment_samples), np.float32))  # raises, with the fix
+        elif model.per_speaker:
+            model.current_speaker_statistics()  # the card's average, or an error naming --adapt / --speaker-audio
     except EdgeError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

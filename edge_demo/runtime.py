@@ -374,12 +374,6 @@ class EdgeModel:
         """Trained with per-speaker normalisation (takes the speaker's statistics; see `adapt`)."""
         return self.card.speaker_normalization
 
-    @property
-    def needs_speaker_statistics(self) -> bool:
-        """Trained with per-speaker normalisation and no training-speaker average in the card:
-        `adapt` must run before classifying."""
-        return self.card.speaker_normalization and self.card.speaker_prior is None
-
     def describe(self) -> Dict[str, Any]:
         """The model's facts, for `--json` output and benchmark reports."""
         return {
@@ -463,15 +457,18 @@ class EdgeModel:
             return segments
         mfcc = self.frontend.mfcc(segments, self.feature_config)
         if self.card.speaker_normalization:
-            statistics = self.speaker_statistics if self.speaker_statistics is not None else self.card.speaker_prior
-            if statistics is None:
-                raise EdgeModelError(
-                    f"{self.model_path} was trained with per-speaker normalisation: give it the speaker's "
-                    "statistics first (--adapt when the files are one speaker's, or --speaker-audio with a few "
-                    "utterances of the speaker; EdgeModel.adapt in Python)."
-                )
-            mfcc = self.frontend.standardize(mfcc, statistics)
+            mfcc = self.frontend.standardize(mfcc, self.current_speaker_statistics())
         return (mfcc - self.card.feature_mean[:, None]) / self.card.feature_std[:, None]
+
+    def current_speaker_statistics(self, fix: str = "--adapt when the files are one speaker's, or "
+                                   "--speaker-audio with a few utterances of the speaker; EdgeModel.adapt in Python"):
+        """The statistics a per-speaker model standardises with: those `adapt` set, else the card's
+        training-speaker average; `EdgeModelError` naming `fix` when there are neither."""
+        statistics = self.speaker_statistics if self.speaker_statistics is not None else self.card.speaker_prior
+        if statistics is None:
+            raise EdgeModelError(f"{self.model_path} was trained with per-speaker normalisation: give it the "
+                                 f"speaker's statistics first ({fix}).")
+        return statistics
 
     def adapt(self, waveforms: Sequence[np.ndarray]) -> None:
         """Sets the speaker statistics from 16 kHz mono waveforms of one speaker (per-speaker models only),

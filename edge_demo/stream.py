@@ -339,9 +339,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.speaker_audio:
             model.adapt([load_audio(path, model.feature_config.sample_rate, frontend=model.frontend).waveform
                          for path in args.speaker_audio])
-        elif model.needs_speaker_statistics:
-            raise EdgeError(f"{args.model} was trained with per-speaker normalisation: pass --speaker-audio "
-                            "with a few utterances of the speaker.")
+        elif model.per_speaker:
+            model.current_speaker_statistics(fix="--speaker-audio with a few utterances of the speaker")
         classifier = StreamClassifier(model, hop_seconds=args.hop, smooth=args.smooth)
         rate = model.feature_config.sample_rate
         if args.wav is not None:
