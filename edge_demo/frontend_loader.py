@@ -46,6 +46,7 @@ REQUIRED = (
     "speaker_statistics",
     "standardize",
     "shrink_statistics",
+    "SPEAKER_PRIOR_WEIGHT",
 )
 
 _PACKAGE_DIR = Path(__file__).resolve().parent

@@ -156,7 +156,7 @@ class EdgeCard:
     speaker_normalization: bool = False
     #: the training speakers' average `(mean, std)` and its weight in utterances (per-speaker models)
     speaker_prior: Optional[Tuple[np.ndarray, np.ndarray]] = None
-    speaker_prior_weight: float = 10.0
+    speaker_prior_weight: float = 10.0  # load_card sets it (the card's weight, else the front-end's)
 
 
 def sidecar_path(model_path: Path) -> Path:
@@ -229,13 +229,13 @@ def load_card(path: Path, frontend=None) -> EdgeCard:
     speaker_normalization = training.get("feature_normalization", "global") == "speaker"
     if speaker_normalization and input_kind != "mfcc":
         raise bad("a per-speaker model must take MFCC input (the speaker statistics sit before the model)")
-    prior, prior_weight = None, 10.0
+    prior, prior_weight = None, frontend.SPEAKER_PRIOR_WEIGHT
     if speaker_normalization and training.get("speaker_prior"):
         try:
             entry = training["speaker_prior"]
             prior = (np.asarray(entry["mean"], np.float32).reshape(-1, 1),
                      np.asarray(entry["std"], np.float32).reshape(-1, 1))
-            prior_weight = float(entry.get("weight", 10.0))
+            prior_weight = float(entry.get("weight", prior_weight))
         except (KeyError, TypeError, ValueError) as error:
             raise bad(f"extra.training.speaker_prior is not a mean/std pair ({_one_line(error)})") from error
         if prior[0].shape != (config.n_mfcc, 1) or prior[1].shape != (config.n_mfcc, 1) or not np.all(prior[1] > 0):

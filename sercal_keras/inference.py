@@ -31,6 +31,7 @@ import numpy as np
 
 from sercal_keras.audio.decode import load_audio, prepare_waveform
 from sercal_keras.audio.frontend import (
+    SPEAKER_PRIOR_WEIGHT,
     FeatureConfig,
     aggregate_utterance,
     mfcc,
@@ -192,7 +193,7 @@ class EmotionRecognizer:
         if prior is None:  # a card written before the prior was stored
             return statistics
         return shrink_statistics(statistics, prior, len(features),
-                                 float(self.card.extra["speaker_prior"].get("weight", 10.0)))
+                                 float(self.card.extra["speaker_prior"].get("weight", SPEAKER_PRIOR_WEIGHT)))
 
     @property
     def needs_speaker_statistics(self) -> bool:
