@@ -57,10 +57,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--data-dir", required=True, help="the corpus folder")
     parser.add_argument("--protocol", default="speaker_folds", help="folds (default speaker_folds)")
     parser.add_argument("--c", type=float, default=0.1, help="inverse regularisation strength (fixed; default 0.1)")
+    parser.add_argument("--features", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="FeatureConfig fields to change, e.g. n_fft=512 hop_length=256 (default: the paper's)")
     parser.add_argument("--name", default="linear_probe", help="results name")
     args = parser.parse_args(argv)
 
-    from training.config import import_library_quietly
+    from training.config import import_library_quietly, parse_key_values
 
     import_library_quietly()
     from sercal_keras.audio.frontend import FeatureConfig
@@ -68,7 +70,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     corpus = load_corpus(args.corpus, args.data_dir)
     folds = make_folds(corpus, args.protocol, seed=0)
-    segments = extract_segments(corpus, None, FeatureConfig(), training=False)
+    feature_config = FeatureConfig(**parse_key_values(args.features, "--features"))
+    segments = extract_segments(corpus, None, feature_config, training=False)
     label_ids = np.asarray(corpus.label_ids)
     rows: List[Dict[str, Any]] = []
     for title, features in (("global (one normalisation)", segments),
@@ -78,14 +81,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{title}: UA {100 * np.mean(uas):.1f} % (folds {', '.join(f'{100 * u:.1f}' for u in uas)})",
               flush=True)
     payload = {**provenance("benchmarks.linear_probe"), "corpus": corpus.name, "folds": [f.name for f in folds],
-               "rows": rows}
+               "features": feature_config.to_dict(), "rows": rows}
     table = [[r["features"], f"{100 * r['ua']:.1f}", " / ".join(f"{100 * u:.1f}" for u in r["ua_per_fold"])]
              for r in rows]
     markdown = (
         f"# Linear probe on {corpus.name}: utterance MFCC statistics, speaker-independent\n\n"
         f"Command: `{payload['command']}`  \nCommit: `{payload['git_commit']}`\n\n"
-        f"Logistic regression (C {args.c}) on per-utterance mean and std of the 26 MFCC (evaluation-hop "
-        f"segments), {len(folds)} {args.protocol} folds, test UA (%).\n\n"
+        f"Logistic regression (C {args.c}) on per-utterance mean and std of the {feature_config.n_mfcc} MFCC "
+        f"(evaluation-hop segments; n_fft {feature_config.n_fft}, hop {feature_config.hop_length}, "
+        f"{feature_config.n_mels} mel bands), {len(folds)} {args.protocol} folds, test UA (%).\n\n"
         + markdown_table(["MFCC", "UA (%)", "per fold"], table)
     )
     write_results(args.name, payload, markdown)

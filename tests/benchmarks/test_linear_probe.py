@@ -20,3 +20,18 @@ def test_probe_separates_separable_classes_and_not_noise():
     folds = [Fold("a", np.arange(20), np.arange(20, 40), True, ()), Fold("b", np.arange(20, 40), np.arange(20), True, ())]
     assert probe_ua(separable, labels, folds) == [1.0, 1.0]
     assert np.mean(probe_ua(rng.normal(size=(40, 4)), labels, folds)) < 0.8
+
+
+def test_main_screens_the_feature_config_it_is_given(tmp_path, monkeypatch):
+    import json
+
+    from benchmarks.linear_probe import main
+
+    monkeypatch.setenv("SERCAL_CACHE_DIR", str(tmp_path / "cache"))
+    name = tmp_path / "probe"
+    assert main(["--corpus", "synthetic", "--data-dir", str(tmp_path / "cache"), "--protocol", "speaker_folds",
+                 "--features", "n_mfcc=13", "n_fft=512", "--name", str(name)]) == 0
+    payload = json.loads(name.with_suffix(".json").read_text())
+    assert payload["features"]["n_mfcc"] == 13 and payload["features"]["n_fft"] == 512
+    assert len(payload["rows"]) == 2 and all(0.0 <= row["ua"] <= 1.0 for row in payload["rows"])
+    assert "13 MFCC" in name.with_suffix(".md").read_text()
