@@ -1,0 +1,59 @@
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks.seed_ensemble import ensemble_scores, main
+from sercal_keras.data import SegmentSet
+
+SMALL = ["--corpus-option", "num_speakers=4", "--corpus-option", "utterances_per_class=2",
+         "--batch-size", "8", "--quiet", "--epochs", "1", "--folds", "0"]
+
+
+def test_the_ensemble_averages_probabilities_not_votes():
+    segments = SegmentSet(np.zeros((3, 1, 1), np.float32), np.array([0, 0, 1]), np.array([0, 0, 1]))
+    confident_right = np.array([[0.95, 0.05], [0.95, 0.05], [0.1, 0.9]])
+    hesitant_wrong = np.array([[0.45, 0.55], [0.45, 0.55], [0.2, 0.8]])
+    scores = ensemble_scores([confident_right, hesitant_wrong, hesitant_wrong], segments, ["a", "b"])
+    assert [m["ua"] for m in scores["members"]] == [1.0, 0.5, 0.5]
+    # a majority vote says "b" for utterance 0; the mean p(a) = (0.95 + 0.45 + 0.45) / 3 ≈ 0.62 says "a"
+    assert scores["ensemble"]["ua"] == 1.0
+    with pytest.raises(ValueError, match="different segments"):
+        ensemble_scores([confident_right, confident_right[:2]], segments, ["a", "b"])
+
+
+@pytest.fixture(scope="module")
+def two_seed_runs(tmp_path_factory):
+    import os
+
+    from training.fit import main as fit
+
+    cache = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("SERCAL_CACHE_DIR")
+    os.environ["SERCAL_CACHE_DIR"] = str(cache)
+    out = tmp_path_factory.mktemp("runs")
+    for seed in (0, 1):
+        assert fit(SMALL + ["--seeds", str(seed), "--output-dir", str(out / f"seed{seed}")]) == 0
+    yield sorted(out.glob("seed*"))  # one fold, one seed: each output dir is the run
+    if old is None:
+        os.environ.pop("SERCAL_CACHE_DIR", None)
+    else:
+        os.environ["SERCAL_CACHE_DIR"] = old
+
+
+def test_main_reproduces_each_member_and_scores_the_ensemble(two_seed_runs, tmp_path):
+    assert len(two_seed_runs) == 2
+    name = tmp_path / "ensemble"
+    assert main([*map(str, two_seed_runs), "--name", str(name)]) == 0
+    payload = json.loads(name.with_suffix(".json").read_text())
+    (row,) = payload["rows"]
+    recorded = [json.loads((run / "metrics.json").read_text())["utterance"]["ua"] for run in two_seed_runs]
+    assert row["member_ua"] == pytest.approx(recorded)
+    assert 0.0 <= row["ensemble_ua"] <= 1.0 and np.sum(row["ensemble_confusion"]) == sum(
+        json.loads((two_seed_runs[0] / "metrics.json").read_text())["utterance"]["support"].values())
+    assert "ensemble" in name.with_suffix(".md").read_text()
+
+
+def test_main_refuses_a_fold_with_one_run(two_seed_runs, tmp_path):
+    with pytest.raises(SystemExit, match="needs two or more"):
+        main([str(two_seed_runs[0]), "--name", str(tmp_path / "x")])
