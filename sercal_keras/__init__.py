@@ -27,3 +27,4 @@ from sercal_keras.layers import (  # noqa: F401
 )
 from sercal_keras.models import VARIANTS, build_model  # noqa: F401
 from sercal_keras.inference import EmotionRecognizer  # noqa: F401,E402
+from sercal_keras.ensemble import EmotionEnsemble  # noqa: F401,E402

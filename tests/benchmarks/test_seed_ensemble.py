@@ -57,3 +57,16 @@ def test_main_reproduces_each_member_and_scores_the_ensemble(two_seed_runs, tmp_
 def test_main_refuses_a_fold_with_one_run(two_seed_runs, tmp_path):
     with pytest.raises(SystemExit, match="needs two or more"):
         main([str(two_seed_runs[0]), "--name", str(tmp_path / "x")])
+
+
+def test_the_library_ensemble_scores_what_the_benchmark_scores(two_seed_runs, tmp_path):
+    from benchmarks.common import run_test_fold
+    from benchmarks.seed_ensemble import member_probabilities
+    from sercal_keras import EmotionEnsemble, EmotionRecognizer
+    from sercal_keras.data import extract_segments
+
+    corpus, fold = run_test_fold(two_seed_runs[0])
+    ensemble = EmotionEnsemble.load(two_seed_runs)
+    segments = extract_segments(corpus, fold.test, ensemble.feature_config, training=False)
+    members = [member_probabilities(EmotionRecognizer.load(run), segments, corpus) for run in two_seed_runs]
+    np.testing.assert_allclose(ensemble.predict_features(segments.features), np.mean(members, axis=0), atol=1e-6)
