@@ -2,6 +2,7 @@
 
     python -m edge_demo.classify model_int8.tflite a.wav b.wav [--json] [--threads N]
     python -m edge_demo.classify speaker_model.tflite a.wav b.wav --adapt     # one speaker's files
+    python -m edge_demo.classify seed0_int8.tflite a.wav --ensemble seed1_int8.tflite seed2_int8.tflite
 
 Reads the model's sidecar (`model_int8.json`), decodes each file, resamples it
 to the model's rate if needed, cuts 2 s segments with the evaluation hop from
@@ -12,6 +13,8 @@ trained with per-speaker normalisation standardises by the speaker's MFCC
 statistics: from the files themselves (`--adapt`, all one speaker's) or from a
 few other utterances of the speaker (`--speaker-audio`), shrunk towards the
 training speakers' average in the sidecar, or that average alone without either.
+With `--ensemble`, several models of one recipe (e.g. seeds) classify every
+segment and their probabilities are averaged (`edge_demo.ensemble`).
 
 Exit status: 0 when every file was classified; 1 when some file failed (each
 failure is one line on stderr, the other files are still classified and
@@ -44,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
     parser.add_argument("--card", help="sidecar path, if not <model stem>.json beside the model")
+    parser.add_argument("--ensemble", nargs="+", metavar="more.tflite", default=[],
+                        help="more models of the same recipe (e.g. other seeds), each with its sidecar beside it: "
+                        "their probabilities are averaged with the first model's")
     parser.add_argument(
         "--decoder", choices=("auto", "stdlib", "soundfile"), default="auto",
         help="WAV decoding: standard library, then soundfile when installed (auto, default)",
@@ -109,6 +115,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         model = EdgeModel(args.model, card_path=args.card, num_threads=args.threads)
+        if args.ensemble:
+            from edge_demo.ensemble import EdgeEnsemble
+
+            model = EdgeEnsemble([model] + [EdgeModel(path, num_threads=args.threads) for path in args.ensemble])
     except (EdgeError, FrontendNotFoundError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

@@ -122,3 +122,29 @@ def test_in_process_api_agrees_with_cli(edge_models, kind):
     probs, segments = model.classify_waveform(load_audio(wav, 16000).waveform)
     assert segments.shape == edge_models.reference_segments[str(wav)].shape
     np.testing.assert_allclose(probs, segments.mean(axis=0), rtol=1e-6)
+
+
+def test_ensemble_averages_its_members_probabilities(edge_models, blocker_dir):
+    members = [edge_models.tflite["float32"], edge_models.tflite["int8"], edge_models.tflite["waveform"]]
+    singles = [_classify_json(blocker_dir, m, edge_models.wavs[:3], "--segments") for m in members]
+    doc = _classify_json(blocker_dir, members[0], edge_models.wavs[:3], "--segments", "--ensemble", *members[1:])
+    assert [m["model"] for m in doc["members"]] == [str(m) for m in members]
+    for i, result in enumerate(doc["results"]):
+        expected = np.mean([s["results"][i]["segment_probabilities"] for s in singles], axis=0)
+        np.testing.assert_allclose(result["segment_probabilities"], expected, atol=1e-6)
+        got = np.array([result["probabilities"][label] for label in edge_models.labels])
+        np.testing.assert_allclose(got, expected.mean(axis=0), atol=1e-6)
+        assert result["label"] == edge_models.labels[int(np.argmax(got))]
+
+
+def test_ensemble_refuses_a_member_of_another_recipe(edge_models, blocker_dir, tmp_path):
+    import shutil
+
+    other = tmp_path / "other.tflite"
+    shutil.copy(edge_models.tflite["int8"], other)
+    card = json.loads(edge_models.tflite["int8"].with_suffix(".json").read_text())
+    card["labels"] = list(reversed(card["labels"]))
+    (tmp_path / "other.json").write_text(json.dumps(card))
+    result = run_edge(blocker_dir, "classify", edge_models.tflite["float32"], edge_models.wavs[0],
+                      "--ensemble", other)
+    assert result.returncode == 2 and "disagree on labels" in result.stderr and str(other) in result.stderr
