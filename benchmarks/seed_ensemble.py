@@ -32,10 +32,8 @@ from benchmarks.common import markdown_table, provenance, run_test_fold, write_r
 
 def member_probabilities(recognizer, segments, corpus) -> np.ndarray:
     """One run's segment probabilities on its test segments, normalised as its training was."""
-    if recognizer.needs_speaker_statistics:
-        speakers = np.asarray(corpus.speakers, dtype=object)[segments.utterance_index]
-        return recognizer.predict_speakers(segments.features, speakers)
-    return recognizer.predict_features(segments.features)
+    return recognizer.predict_speakers(segments.features,
+                                       np.asarray(corpus.speakers, dtype=object)[segments.utterance_index])
 
 
 def ensemble_scores(member_probs: Sequence[np.ndarray], segments, labels: Sequence[str]) -> Dict[str, Any]:

@@ -266,8 +266,12 @@ class EmotionRecognizer:
                 as training took its test speakers'.
 
         Returns:
-            (n, num_classes) float32.
+            (n, num_classes) float32. A global model (no per-speaker
+            normalisation) predicts all segments at once, ignoring `speakers`:
+            so this one call scores a test set as training scored it.
         """
+        if not self.needs_speaker_statistics:
+            return self.predict_features(features)
         features = np.asarray(features, np.float32)
         speakers = np.asarray(speakers, dtype=object)
         statistics = statistics or {}

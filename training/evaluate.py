@@ -140,11 +140,8 @@ def evaluate_model(recognizer, corpus, indices, cache_dir=None, mapping=None, la
     if not keep.any():
         raise _config_error("no utterance left to evaluate (every label was left out)")
     features, owners = segments.features[keep], segments.utterance_index[keep]
-    if recognizer.needs_speaker_statistics:
-        # as in training: each speaker standardised by the statistics of their own (unlabelled) audio here
-        probs = recognizer.predict_speakers(features, np.asarray(corpus.speakers, dtype=object)[owners])
-    else:
-        probs = recognizer.predict_features(features)
+    # as in training: a per-speaker model standardises each speaker by their own (unlabelled) audio here
+    probs = recognizer.predict_speakers(features, np.asarray(corpus.speakers, dtype=object)[owners])
     result = metrics.evaluate_segments(probs, seg_labels[keep], segments.utterance_index[keep],
                                        list(labels or recognizer.labels))
     result["num_test_segments"] = int(keep.sum())
