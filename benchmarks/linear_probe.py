@@ -33,19 +33,6 @@ def utterance_statistics(segments, num_utterances: int) -> np.ndarray:
     return out
 
 
-def center_by_speaker(segments, utterance_speakers):
-    """Each speaker's segments minus that speaker's own mean (no variance scaling): a probe-only variant."""
-    from sercal_keras.audio.frontend import speaker_statistics
-    from sercal_keras.data import SegmentSet
-
-    speakers = np.asarray(utterance_speakers, dtype=object)[segments.utterance_index]
-    features = segments.features.copy()
-    for speaker in np.unique(speakers):
-        mask = speakers == speaker
-        features[mask] -= speaker_statistics(segments.features[mask])[0]
-    return SegmentSet(features, segments.labels, segments.utterance_index, segments.skipped)
-
-
 def probe_ua(statistics: np.ndarray, label_ids: np.ndarray, folds, c: float = 0.1) -> List[float]:
     """Test UA of a logistic regression per fold (trained on the fold's training utterances)."""
     from sklearn.linear_model import LogisticRegression
@@ -88,7 +75,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     label_ids = np.asarray(corpus.label_ids)
     rows: List[Dict[str, Any]] = []
     for title, features in (("global (one normalisation)", segments),
-                            ("per speaker, means only (center_by_speaker)", center_by_speaker(segments, corpus.speakers)),
+                            ("per speaker, means only (standardize_by_speaker, means_only)",
+                             standardize_by_speaker(segments, corpus.speakers, means_only=True)),
                             ("per speaker (standardize_by_speaker)", standardize_by_speaker(segments, corpus.speakers))):
         uas = probe_ua(utterance_statistics(features, len(corpus)), label_ids, folds, args.c)
         rows.append({"features": title, "ua_per_fold": uas, "ua": float(np.mean(uas))})

@@ -21,7 +21,7 @@ from sercal_keras.data.features import SegmentSet
 
 
 def standardize_by_speaker(
-    segments: SegmentSet, utterance_speakers: Sequence[str], epsilon: float = 1e-6
+    segments: SegmentSet, utterance_speakers: Sequence[str], epsilon: float = 1e-6, means_only: bool = False
 ) -> SegmentSet:
     """Each speaker's segments standardised by that speaker's own statistics.
 
@@ -30,6 +30,8 @@ def standardize_by_speaker(
         utterance_speakers: the speaker of every corpus utterance, indexed as
             `segments.utterance_index` (e.g. `corpus.speakers`).
         epsilon: added to the variance before the square root.
+        means_only: subtract each speaker's mean only, without dividing by
+            their std (a research variant: `benchmarks.linear_probe`).
 
     Returns:
         A `SegmentSet` with the same labels and utterance indices whose
@@ -49,7 +51,8 @@ def standardize_by_speaker(
     for speaker in np.unique(speakers):
         mask = speakers == speaker
         own = segments.features[mask]
-        features[mask] = standardize(own, speaker_statistics(own, epsilon))
+        mean, std = speaker_statistics(own, epsilon)
+        features[mask] = standardize(own, (mean, np.ones_like(std) if means_only else std))
     return SegmentSet(features, segments.labels, segments.utterance_index, segments.skipped)
 
 

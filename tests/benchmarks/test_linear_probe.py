@@ -1,6 +1,6 @@
 import numpy as np
 
-from benchmarks.linear_probe import center_by_speaker, probe_ua, utterance_statistics
+from benchmarks.linear_probe import probe_ua, utterance_statistics
 from sercal_keras.data import SegmentSet
 from sercal_keras.data.splits import Fold
 
@@ -13,10 +13,13 @@ def test_utterance_statistics_are_mean_and_std_over_segments_and_frames():
     np.testing.assert_allclose(stats[1, 3:], features.std(axis=(0, 2)))
 
 
-def test_center_by_speaker_removes_each_speakers_mean_and_keeps_its_spread():
+def test_means_only_removes_each_speakers_mean_and_keeps_its_spread():
+    from sercal_keras.data import standardize_by_speaker
+
     rng = np.random.default_rng(0)
     features = (rng.normal(size=(4, 2, 3)) * [[[1.0]], [[1.0]], [[3.0]], [[3.0]]] + [[[0.0]], [[0.0]], [[5.0]], [[5.0]]])
-    out = center_by_speaker(SegmentSet(features.astype(np.float32), np.zeros(4, np.int64), np.arange(4)), ["a", "a", "b", "b"])
+    out = standardize_by_speaker(SegmentSet(features.astype(np.float32), np.zeros(4, np.int64), np.arange(4)),
+                                 ["a", "a", "b", "b"], means_only=True)
     np.testing.assert_allclose(out.features[2:].mean(axis=(0, 2)), 0.0, atol=1e-5)
     shift = out.features[2:] - features[2:]  # a pure shift per coefficient: nothing is rescaled
     np.testing.assert_allclose(shift, np.broadcast_to(shift[:1, :, :1], shift.shape), atol=1e-5)
