@@ -71,8 +71,9 @@ class EdgeEnsemble:
             member.adapt(waveforms)
 
     def current_speaker_statistics(self, **kwargs):
-        """Checks every member has speaker statistics (see `EdgeModel.current_speaker_statistics`)."""
-        return [member.current_speaker_statistics(**kwargs) for member in self.members][0]
+        """Every member's check (`EdgeModel.current_speaker_statistics`); returns the first member's statistics."""
+        statistics = [member.current_speaker_statistics(**kwargs) for member in self.members]
+        return statistics[0]
 
     def segments(self, waveform: np.ndarray) -> np.ndarray:
         return self.members[0].segments(waveform)
