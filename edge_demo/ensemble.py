@@ -4,7 +4,7 @@ The edge side of `sercal_keras.EmotionEnsemble`: each member classifies the
 same segments as it would alone (its own sidecar's normalisation and
 quantisation), and the ensemble averages their segment probabilities, then the
 segments per utterance, as one model does. Several seeds of one recipe are the
-intended members (research log #19: +5.9 pp UA on EmoDB for three seeds); the
+intended members (research log #19: +2.7 to +5.9 pp UA on EmoDB for three seeds); the
 cost is one interpreter call per member and segment.
 
 Example:

@@ -2,7 +2,7 @@
 
 Runs that differ only in their seed disagree a lot on small corpora; averaging
 their segment probabilities removes much of that variance (research log #19:
-three seeds gave +5.9 pp UA over the mean of the single runs on EmoDB). The
+three seeds gave +2.7 to +5.9 pp UA over the mean of the single runs on EmoDB). The
 ensemble is an `EmotionRecognizer`: the same front-end, `adapt`, `predict`,
 `predict_file(s)` and `predict_speakers`, with `predict_features` averaging the
 members. `benchmarks.seed_ensemble` scores the same average on test folds.
