@@ -11,6 +11,7 @@ class StatisticsSpy:
     statistics each speaker's segments are given."""
 
     labels = ("neutral", "angry")
+    needs_speaker_statistics = True  # a per-speaker model
     predict_speakers = EmotionRecognizer.predict_speakers
 
     def __init__(self):
