@@ -79,6 +79,9 @@ class TrainConfig:
             factor (tempo and pitch, as `sox speed`) and cut into training
             segments; validation and test audio are never perturbed. [] = off
             (the paper preset).
+        noise_snr_db: SNRs in dB (e.g. `[20]`): each training utterance is
+            also used with white noise added at each SNR (`add_noise`; on the
+            audio as recorded); validation and test audio never. [] = off.
         feature_normalization: `global` (the paper's: one mean and variance
             per coefficient, fitted on the training segments, inside the
             model) or `speaker` (research option: each speaker's MFCC first
@@ -125,6 +128,7 @@ class TrainConfig:
     mixup_alpha: float = 0.0
     label_smoothing: float = 0.0
     speed_perturbation: List[float] = dataclasses.field(default_factory=lambda: [0.9, 1.1])
+    noise_snr_db: List[float] = dataclasses.field(default_factory=list)
     feature_normalization: str = "global"
     validation_fraction: float = 0.2
     patience: int = 0
@@ -257,6 +261,12 @@ class TrainConfig:
                      f"is always used). Received: {self.speed_perturbation}")
         if len(set(self.speed_perturbation)) != len(self.speed_perturbation):
             fail("speed_perturbation", f"factors must be distinct. Received: {self.speed_perturbation}")
+        from sercal_keras.audio.noise import SNR_RANGE_DB
+
+        if any(not SNR_RANGE_DB[0] <= snr <= SNR_RANGE_DB[1] for snr in self.noise_snr_db) or (
+                len(set(self.noise_snr_db)) != len(self.noise_snr_db)):
+            fail("noise_snr_db", f"SNRs must be distinct and lie in {list(SNR_RANGE_DB)} dB. "
+                 f"Received: {self.noise_snr_db}")
         if self.feature_normalization not in FEATURE_NORMALIZATIONS:
             fail("feature_normalization", f"must be one of {', '.join(FEATURE_NORMALIZATIONS)}. "
                  f"Received: {self.feature_normalization!r}")
@@ -375,7 +385,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if str(value).lower() in ("false", "no", "0", "off"):
             return False
         raise bad("true or false")
-    if key == "speed_perturbation":
+    if key in ("speed_perturbation", "noise_snr_db"):
         try:
             return [float(s) for s in _split_list(value)]
         except ValueError:
@@ -521,6 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="extra speed factors for the training audio, e.g. 0.9,1.1: each training utterance "
                        "is also used resampled at each factor (default: 0.9,1.1; '' = off, as in "
                        "configs/paper.yaml)")
+    model.add_argument("--noise-snr-db", metavar="DB,DB",
+                       help="SNRs of noisy copies of the training audio, e.g. 20: each training utterance is also "
+                       "used with white noise at each SNR (default: '' = off)")
     model.add_argument("--feature-normalization", choices=FEATURE_NORMALIZATIONS,
                        help="global: one MFCC mean/variance from the training data (default, the paper's); "
                        "speaker: each speaker standardised by their own statistics first (research option)")

@@ -45,6 +45,9 @@ class CorpusData:
         speeds: speed-perturbation factors whose copies join `train_segments`
             (same utterance indices, so a fold's training utterances bring
             their perturbed copies and no other split sees them).
+        noise_snrs: SNRs (dB) of the noisy copies of the training audio that
+            join `train_segments` as the speed copies do (noise on the audio
+            as recorded, not on the speed copies).
     """
 
     corpus: Any
@@ -54,6 +57,7 @@ class CorpusData:
     train_segments: Any = None
     eval_segments: Any = None
     speeds: Tuple[float, ...] = ()
+    noise_snrs: Tuple[float, ...] = ()
 
     @property
     def labels(self) -> List[str]:
@@ -66,13 +70,17 @@ class CorpusData:
         if self.train_segments is None:
             started = time.perf_counter()
             fc = self.feature_config
-            train = [extract_segments(self.corpus, None, fc, training=True, cache_dir=self.cache_dir, speed=speed)
-                     for speed in (1.0, *self.speeds)]
+            copies = [(speed, None) for speed in (1.0, *self.speeds)] + [(1.0, snr) for snr in self.noise_snrs]
+            train = [extract_segments(self.corpus, None, fc, training=True, cache_dir=self.cache_dir, speed=speed,
+                                      noise_snr_db=snr)
+                     for speed, snr in copies]
             self.train_segments = train[0] if len(train) == 1 else SegmentSet(
                 *(np.concatenate([getattr(t, field) for t in train])
                   for field in ("features", "labels", "utterance_index")), train[0].skipped)
             self.eval_segments = extract_segments(self.corpus, None, fc, training=False, cache_dir=self.cache_dir)
-            perturbed = f" (with speed copies x{', x'.join(f'{s:g}' for s in self.speeds)})" if self.speeds else ""
+            extras = ([f"speed copies x{', x'.join(f'{s:g}' for s in self.speeds)}"] if self.speeds else []) + (
+                [f"noisy copies at {', '.join(f'{s:g}' for s in self.noise_snrs)} dB SNR"] if self.noise_snrs else [])
+            perturbed = f" (with {'; '.join(extras)})" if extras else ""
             log(f"features: {len(self.train_segments)} training-hop{perturbed} / {len(self.eval_segments)} eval-hop "
                 f"segments ({time.perf_counter() - started:.1f} s)")
         return self
@@ -105,7 +113,7 @@ def load_data(config, log: Callable[[str], None] = print) -> CorpusData:
     log(f"{corpus.name}: {len(corpus)} utterances, {len(corpus.speaker_ids)} speakers, "
         f"{len(folds)} {config.protocol_name} folds")
     return CorpusData(corpus, folds, config.feature_config(), config.cache_dir,
-                      speeds=tuple(config.speed_perturbation))
+                      speeds=tuple(config.speed_perturbation), noise_snrs=tuple(config.noise_snr_db))
 
 
 def select_folds(config, folds) -> List[Tuple[int, Any]]:

@@ -22,6 +22,7 @@ import numpy as np
 
 from sercal_keras.audio.decode import load_audio
 from sercal_keras.audio.frontend import FeatureConfig, mfcc, segment_waveform
+from sercal_keras.audio.noise import add_noise
 from sercal_keras.audio.speed_perturbation import change_speed
 from sercal_keras.data.cache import cache_root
 from sercal_keras.data.corpus import Corpus
@@ -62,6 +63,7 @@ def extract_segments(
     cache: bool = True,
     progress: Optional[Callable[[int, int], None]] = None,
     speed: float = 1.0,
+    noise_snr_db: Optional[float] = None,
 ) -> SegmentSet:
     """MFCC segments of `corpus.utterances[indices]`, from the cache if possible.
 
@@ -77,6 +79,9 @@ def extract_segments(
         speed: speed-perturbation factor applied to each waveform before it
             is cut (`change_speed`; 1 = the audio as recorded). Training data
             augmentation only: evaluation always uses 1.
+        noise_snr_db: add white noise at this SNR (`add_noise`, seeded by the
+            utterance's corpus index, so the copy is the same every time) after
+            the speed change; None = none. Training data augmentation only.
 
     Returns:
         A `SegmentSet`; `skipped` lists the files left out and why.
@@ -88,14 +93,14 @@ def extract_segments(
     (26, 63)
     """
     indices = np.arange(len(corpus)) if indices is None else np.asarray(indices, np.int64)
-    key = _cache_key(corpus, indices, config, training, speed)
+    key = _cache_key(corpus, indices, config, training, speed, noise_snr_db)
     path = cache_root(cache_dir) / "features" / f"{corpus.name}-{key[:24]}.npz"
     if cache and path.is_file():
         cached = _read_cache(path)
         if cached is not None:
             _warn_skipped(cached.skipped)
             return cached
-    result = _extract(corpus, indices, config, training, progress, speed)
+    result = _extract(corpus, indices, config, training, progress, speed, noise_snr_db)
     _warn_skipped(result.skipped)
     if cache:
         with atomic_path(path) as tmp:
@@ -140,7 +145,7 @@ def fit_normalization(features: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), variance.astype(np.float32)
 
 
-def _extract(corpus, indices, config, training, progress, speed=1.0) -> SegmentSet:
+def _extract(corpus, indices, config, training, progress, speed=1.0, noise_snr_db=None) -> SegmentSet:
     hop = config.hop_samples(training)
     label_ids = corpus.label_ids
     features, labels, owners, skipped = [], [], [], []
@@ -153,6 +158,8 @@ def _extract(corpus, indices, config, training, progress, speed=1.0) -> SegmentS
         else:
             if speed != 1.0:
                 waveform = change_speed(waveform, speed, config.sample_rate)
+            if noise_snr_db is not None:
+                waveform = add_noise(waveform, noise_snr_db, seed=int(i))
             segments = segment_waveform(waveform, config.segment_samples, hop)
             features.append(mfcc(segments, config))
             labels.append(np.full(len(segments), label_ids[i], np.int64))
@@ -167,7 +174,8 @@ def _extract(corpus, indices, config, training, progress, speed=1.0) -> SegmentS
     )
 
 
-def _cache_key(corpus: Corpus, indices: np.ndarray, config: FeatureConfig, training: bool, speed: float = 1.0) -> str:
+def _cache_key(corpus: Corpus, indices: np.ndarray, config: FeatureConfig, training: bool, speed: float = 1.0,
+               noise_snr_db: Optional[float] = None) -> str:
     label_ids = corpus.label_ids
     files = []
     for i in indices:
@@ -187,6 +195,8 @@ def _cache_key(corpus: Corpus, indices: np.ndarray, config: FeatureConfig, train
     }
     if speed != 1.0:  # only then, so the keys of unperturbed features stay what they were
         payload["speed"] = float(speed)
+    if noise_snr_db is not None:
+        payload["noise_snr_db"] = float(noise_snr_db)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

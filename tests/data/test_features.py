@@ -106,6 +106,22 @@ def test_speed_perturbed_features_are_their_own_cache_entry(tmp_path):
     np.testing.assert_array_equal(again.features, fast.features)
 
 
+def test_noisy_features_are_their_own_cache_entry_and_the_same_each_time(tmp_path):
+    from sercal_keras.audio.noise import add_noise
+
+    corpus = write_corpus(tmp_path)
+    cache = tmp_path / "cache"
+    plain = extract_segments(corpus, [3], training=True, cache_dir=cache)
+    noisy = extract_segments(corpus, [3], training=True, cache_dir=cache, noise_snr_db=10.0)
+    assert len(list((cache / "features").glob("*.npz"))) == 2
+    x, _ = sf.read(corpus.utterances[3].path, dtype="float32")
+    expected = frontend.mfcc(frontend.segment_waveform(add_noise(x, 10.0, seed=3), 32000, 16000))
+    np.testing.assert_allclose(noisy.features, expected, atol=1e-4)
+    assert noisy.features.shape == plain.features.shape and not np.allclose(noisy.features, plain.features)
+    recomputed = extract_segments(corpus, [3], training=True, cache_dir=cache, cache=False, noise_snr_db=10.0)
+    np.testing.assert_array_equal(recomputed.features, noisy.features)
+
+
 def test_bad_files_are_reported_skipped_and_kept_out_of_the_cache(tmp_path):
     corpus = write_corpus(tmp_path)
     bad = tmp_path / "broken.wav"

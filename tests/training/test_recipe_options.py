@@ -60,6 +60,28 @@ def test_speed_copies_join_the_training_segments_only(warm_cache):
     np.testing.assert_array_equal(perturbed.eval_segments.features, plain.eval_segments.features)
 
 
+def test_noisy_copies_join_the_training_segments_only(warm_cache):
+    from training.trainer import load_data
+
+    base = TrainConfig(corpus_options={"num_speakers": 4, "utterances_per_class": 2}, speed_perturbation=[])
+    plain = load_data(base, log=lambda m: None).extract(log=lambda m: None)
+    config = config_from_args(SMALL_CORPUS + ["--speed-perturbation", "", "--noise-snr-db", "20,10"])
+    assert config.noise_snr_db == [20.0, 10.0] and TrainConfig().noise_snr_db == []  # off by default
+    logged = []
+    noisy = load_data(config, log=lambda m: None).extract(log=logged.append)
+    assert noisy.noise_snrs == (20.0, 10.0) and "noisy copies at 20, 10 dB SNR" in logged[0]
+    n = len(plain.train_segments)
+    assert len(noisy.train_segments) == 3 * n
+    np.testing.assert_array_equal(noisy.train_segments.features[:n], plain.train_segments.features)
+    for copy in (1, 2):  # same utterances and labels, different features
+        np.testing.assert_array_equal(noisy.train_segments.utterance_index[copy * n:(copy + 1) * n],
+                                      plain.train_segments.utterance_index)
+        np.testing.assert_array_equal(noisy.train_segments.labels[copy * n:(copy + 1) * n], plain.train_segments.labels)
+        assert not np.allclose(noisy.train_segments.features[copy * n:(copy + 1) * n], plain.train_segments.features)
+    np.testing.assert_array_equal(noisy.eval_segments.features, plain.eval_segments.features)
+    assert TrainConfig.from_dict({"noise_snr_db": "20"}, source="--set").noise_snr_db == [20.0]
+
+
 def test_benchmark_set_values_are_coerced_from_strings():
     # benchmarks.accuracy --set passes every value as a string
     config = TrainConfig.from_dict({"time_masks": "2", "time_mask_width": "12", "mixup_alpha": "0.2",
@@ -85,6 +107,9 @@ def test_benchmark_set_values_are_coerced_from_strings():
         (["--speed-perturbation", "0.9,0.9"], "--speed-perturbation"),
         (["--speed-perturbation", "3"], "--speed-perturbation"),
         (["--speed-perturbation", "fast"], "--speed-perturbation"),
+        (["--noise-snr-db", "80"], "--noise-snr-db"),
+        (["--noise-snr-db", "20,20"], "--noise-snr-db"),
+        (["--noise-snr-db", "loud"], "--noise-snr-db"),
         (["--model-option", "calibration_context"], "--model-option"),
         (["--feature-normalization", "utterance"], "--feature-normalization"),
     ],
