@@ -90,36 +90,42 @@ def test_cache_is_used_and_invalidated(tmp_path, monkeypatch):
     assert len(calls) == len(corpus)
 
 
-def test_speed_perturbed_features_are_their_own_cache_entry(tmp_path):
+def _speed_125(x):
     from sercal_keras.audio.speed_perturbation import change_speed
 
-    corpus = write_corpus(tmp_path)
-    cache = tmp_path / "cache"
-    plain = extract_segments(corpus, [3], training=True, cache_dir=cache)
-    fast = extract_segments(corpus, [3], training=True, cache_dir=cache, speed=1.25)
-    assert len(list((cache / "features").glob("*.npz"))) == 2
-    x, _ = sf.read(corpus.utterances[3].path, dtype="float32")  # 4 s → 3.2 s at 1.25x: 2 segments, not 3
-    expected = frontend.mfcc(frontend.segment_waveform(change_speed(x, 1.25), 32000, 16000))
-    np.testing.assert_allclose(fast.features, expected, atol=1e-4)
-    assert len(plain) == 3 and len(fast) == 2 and set(fast.utterance_index) == {3}
-    again = extract_segments(corpus, [3], training=True, cache_dir=cache, speed=1.25)
-    np.testing.assert_array_equal(again.features, fast.features)
+    return change_speed(x, 1.25)
 
 
-def test_noisy_features_are_their_own_cache_entry_and_the_same_each_time(tmp_path):
+def _noise_10db(x):
     from sercal_keras.audio.noise import add_noise
 
+    return add_noise(x, 10.0, seed=3)  # seeded by the utterance's corpus index
+
+
+@pytest.mark.parametrize(
+    "options, perturb, num_segments",
+    [
+        ({"speed": 1.25}, _speed_125, 2),  # 4 s → 3.2 s at 1.25x: 2 segments, not 3
+        ({"noise_snr_db": 10.0}, _noise_10db, 3),
+    ],
+    ids=["speed", "noise"],
+)
+def test_perturbed_features_are_their_own_cache_entry_and_the_same_each_time(tmp_path, options, perturb,
+                                                                              num_segments):
     corpus = write_corpus(tmp_path)
     cache = tmp_path / "cache"
     plain = extract_segments(corpus, [3], training=True, cache_dir=cache)
-    noisy = extract_segments(corpus, [3], training=True, cache_dir=cache, noise_snr_db=10.0)
+    perturbed = extract_segments(corpus, [3], training=True, cache_dir=cache, **options)
     assert len(list((cache / "features").glob("*.npz"))) == 2
     x, _ = sf.read(corpus.utterances[3].path, dtype="float32")
-    expected = frontend.mfcc(frontend.segment_waveform(add_noise(x, 10.0, seed=3), 32000, 16000))
-    np.testing.assert_allclose(noisy.features, expected, atol=1e-4)
-    assert noisy.features.shape == plain.features.shape and not np.allclose(noisy.features, plain.features)
-    recomputed = extract_segments(corpus, [3], training=True, cache_dir=cache, cache=False, noise_snr_db=10.0)
-    np.testing.assert_array_equal(recomputed.features, noisy.features)
+    expected = frontend.mfcc(frontend.segment_waveform(perturb(x), 32000, 16000))
+    np.testing.assert_allclose(perturbed.features, expected, atol=1e-4)
+    assert len(plain) == 3 and len(perturbed) == num_segments and set(perturbed.utterance_index) == {3}
+    assert not np.allclose(perturbed.features[:2], plain.features[:2])
+    from_cache = extract_segments(corpus, [3], training=True, cache_dir=cache, **options)
+    recomputed = extract_segments(corpus, [3], training=True, cache_dir=cache, cache=False, **options)
+    np.testing.assert_array_equal(from_cache.features, perturbed.features)
+    np.testing.assert_array_equal(recomputed.features, perturbed.features)
 
 
 def test_bad_files_are_reported_skipped_and_kept_out_of_the_cache(tmp_path):
