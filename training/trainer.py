@@ -78,8 +78,11 @@ class CorpusData:
                 *(np.concatenate([getattr(t, field) for t in train])
                   for field in ("features", "labels", "utterance_index")), train[0].skipped)
             self.eval_segments = extract_segments(self.corpus, None, fc, training=False, cache_dir=self.cache_dir)
-            extras = ([f"speed copies x{', x'.join(f'{s:g}' for s in self.speeds)}"] if self.speeds else []) + (
-                [f"noisy copies at {', '.join(f'{s:g}' for s in self.noise_snrs)} dB SNR"] if self.noise_snrs else [])
+            extras = []
+            if self.speeds:
+                extras.append(f"speed copies x{', x'.join(f'{s:g}' for s in self.speeds)}")
+            if self.noise_snrs:
+                extras.append(f"noisy copies at {', '.join(f'{s:g}' for s in self.noise_snrs)} dB SNR")
             perturbed = f" (with {'; '.join(extras)})" if extras else ""
             log(f"features: {len(self.train_segments)} training-hop{perturbed} / {len(self.eval_segments)} eval-hop "
                 f"segments ({time.perf_counter() - started:.1f} s)")
