@@ -276,13 +276,12 @@ def _weight_fake_quant(kernel, per_channel: bool = True):
     return tf.quantization.fake_quant_with_min_max_vars_per_channel(kernel, -m, m, num_bits=8, narrow_range=True)
 
 
-class EdgeConv2D(keras.layers.Layer):
-    """Conv2D (BN folded) + bias + ReLU, with optional per-channel weight fake-quant."""
+class _FoldedWeights(keras.layers.Layer):
+    """A layer holding a kernel and a bias computed from the trained model (BN folded, scales folded)."""
 
-    def __init__(self, kernel, bias, padding: str = "SAME", quantize_weights: bool = False, **kwargs):
+    def __init__(self, kernel, bias, quantize_weights: bool = False, **kwargs):
         super().__init__(**kwargs)
         self._init = (np.asarray(kernel, np.float32), np.asarray(bias, np.float32))
-        self.padding = padding
         self.quantize_weights = quantize_weights
 
     def build(self, input_shape):
@@ -291,6 +290,14 @@ class EdgeConv2D(keras.layers.Layer):
                                       initializer=keras.initializers.Constant(kernel))
         self.bias = self.add_weight(name="bias", shape=bias.shape, initializer=keras.initializers.Constant(bias))
         self.built = True
+
+
+class EdgeConv2D(_FoldedWeights):
+    """Conv2D (BN folded) + bias + ReLU, with optional per-channel weight fake-quant."""
+
+    def __init__(self, kernel, bias, padding: str = "SAME", quantize_weights: bool = False, **kwargs):
+        super().__init__(kernel, bias, quantize_weights, **kwargs)
+        self.padding = padding
 
     def call(self, x):
         kernel = _weight_fake_quant(self.kernel) if self.quantize_weights else self.kernel
@@ -304,21 +311,12 @@ class EdgeConv2D(keras.layers.Layer):
         return (input_shape[0], input_shape[1] - kh + 1, input_shape[2] - kw + 1, out)
 
 
-class EdgeDense(keras.layers.Layer):
+class EdgeDense(_FoldedWeights):
     """`x @ W + b` on the last axis (any rank, static shape), optional ReLU and weight fake-quant."""
 
     def __init__(self, kernel, bias, relu: bool = False, quantize_weights: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self._init = (np.asarray(kernel, np.float32), np.asarray(bias, np.float32))
+        super().__init__(kernel, bias, quantize_weights, **kwargs)
         self.relu = relu
-        self.quantize_weights = quantize_weights
-
-    def build(self, input_shape):
-        kernel, bias = self._init
-        self.kernel = self.add_weight(name="kernel", shape=kernel.shape,
-                                      initializer=keras.initializers.Constant(kernel))
-        self.bias = self.add_weight(name="bias", shape=bias.shape, initializer=keras.initializers.Constant(bias))
-        self.built = True
 
     def call(self, x):
         kernel = _weight_fake_quant(self.kernel, per_channel=False) if self.quantize_weights else self.kernel
