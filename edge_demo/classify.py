@@ -111,14 +111,11 @@ def format_table(labels: Sequence[str], results: List[Dict[str, Any]], segments:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from edge_demo.frontend_loader import FrontendNotFoundError
-    from edge_demo.runtime import EdgeError, EdgeModel
+    from edge_demo.ensemble import load_model_or_ensemble
+    from edge_demo.runtime import EdgeError
 
     try:
-        model = EdgeModel(args.model, card_path=args.card, num_threads=args.threads)
-        if args.ensemble:
-            from edge_demo.ensemble import EdgeEnsemble
-
-            model = EdgeEnsemble([model] + [EdgeModel(path, num_threads=args.threads) for path in args.ensemble])
+        model = load_model_or_ensemble(args.model, args.card, args.ensemble, num_threads=args.threads)
     except (EdgeError, FrontendNotFoundError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

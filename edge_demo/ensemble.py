@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -88,4 +88,17 @@ class EdgeEnsemble:
         return self.frontend.aggregate_utterance(segment_probs), segment_probs
 
 
-__all__ = ["EdgeEnsemble"]
+def load_model_or_ensemble(model_path: str, card_path: Optional[str] = None, more: Sequence[str] = (),
+                           num_threads: int = 1) -> Union[EdgeModel, EdgeEnsemble]:
+    """The `EdgeModel` of `model_path`, or with `more` paths the `EdgeEnsemble` of all of them.
+
+    What the command-line apps' `--ensemble` does: `card_path` is the first
+    model's sidecar; the others sit beside their models.
+    """
+    model = EdgeModel(model_path, card_path=card_path, num_threads=num_threads)
+    if not more:
+        return model
+    return EdgeEnsemble([model] + [EdgeModel(path, num_threads=num_threads) for path in more])
+
+
+__all__ = ["EdgeEnsemble", "load_model_or_ensemble"]

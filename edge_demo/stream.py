@@ -2,6 +2,7 @@
 
     python -m edge_demo.stream --model model_int8.tflite            # microphone
     python -m edge_demo.stream --model model_int8.tflite --wav a.wav  # simulated
+    python -m edge_demo.stream --model s0_int8.tflite --ensemble s1_int8.tflite s2_int8.tflite  # seeds averaged
 
 Audio goes into a ring buffer holding the model's window (2 s). Every `--hop`
 seconds of new audio (default: the card's evaluation hop, 0.4 s) the newest
@@ -70,7 +71,7 @@ class StreamClassifier:
     utterances).
 
     Args:
-        model: an `EdgeModel`.
+        model: an `EdgeModel` or `EdgeEnsemble`.
         hop_seconds: seconds between updates; default the card's evaluation hop.
         smooth: average the probabilities of the last `smooth` windows (1: none).
     """
@@ -273,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help="the .tflite model (default: $SERCAL_EDGE_MODEL or ./model.tflite)")
     parser.add_argument("--card", help="sidecar path, if not <model stem>.json beside the model")
+    parser.add_argument("--ensemble", nargs="+", metavar="more.tflite", default=[],
+                        help="more models of the same recipe (e.g. other seeds), each with its sidecar beside it: "
+                        "every window's probabilities are averaged with the first model's")
     parser.add_argument("--device", default=None,
                         help="input device number or name substring (sounddevice); see --list-devices")
     parser.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
@@ -331,11 +335,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 2
 
     from edge_demo.audio import load_audio
+    from edge_demo.ensemble import load_model_or_ensemble
     from edge_demo.frontend_loader import FrontendNotFoundError
-    from edge_demo.runtime import EdgeError, EdgeModel
+    from edge_demo.runtime import EdgeError
 
     try:
-        model = EdgeModel(args.model, card_path=args.card, num_threads=args.threads)
+        model = load_model_or_ensemble(args.model, args.card, args.ensemble, num_threads=args.threads)
         if args.speaker_audio:
             model.adapt([load_audio(path, model.feature_config.sample_rate, frontend=model.frontend).waveform
                          for path in args.speaker_audio])
@@ -371,6 +376,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         display.show(update, classifier.real_time_factor)
     display.summary({
         **{k: v for k, v in model.describe().items() if k in ("model", "input_kind", "mode", "threads")},
+        **({"members": [str(path) for path in [args.model, *args.ensemble]]} if args.ensemble else {}),
         "source": args.wav or f"microphone {args.device if args.device is not None else '(default)'}",
         "hop_s": classifier.hop / rate,
         "window_s": classifier.window / rate,

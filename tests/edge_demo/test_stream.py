@@ -94,6 +94,25 @@ def test_stream_cli_simulates_a_file(edge_models, blocker_dir):
     assert updates[-1]["end_s"] == 2.0 + 0.4 * (len(updates) - 1)
 
 
+def test_stream_ensemble_averages_every_window(edge_models, blocker_dir):
+    from edge_demo.audio import load_audio
+    from edge_demo.runtime import EdgeModel
+
+    wav, members = edge_models.wavs[0], [edge_models.tflite["int8"], edge_models.tflite["float32"]]
+    result = run_edge(blocker_dir, "stream", "--model", members[0], "--ensemble", members[1], "--wav", wav,
+                      "--json", blocked=DEVICE_ONLY)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    updates = [line["update"] for line in lines if "update" in line]
+    assert lines[-1]["summary"]["members"] == [str(m) for m in members]
+    waveform = load_audio(wav, 16000).waveform
+    singles = [EdgeModel(m) for m in members]
+    full = singles[0].segments(waveform)[: len(updates)]
+    expected = np.mean([model.classify_segments(full) for model in singles], axis=0)
+    np.testing.assert_allclose([u["raw_probabilities"] for u in updates], expected, atol=1e-6)
+    assert [u["label"] for u in updates] == [edge_models.labels[int(np.argmax(p))] for p in expected]
+
+
 def test_stream_text_display_and_realtime_flag(edge_models, blocker_dir, tmp_path):
     import wave
 
