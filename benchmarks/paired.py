@@ -69,15 +69,29 @@ def run_scores(record: Mapping, metric: str = "ua") -> Dict[Key, float]:
     return {(r["fold"], int(r["seed"])): float(r[f"utterance_{metric}"]) for r in record["runs"]}
 
 
+#: The "variant" of a `benchmarks.seed_ensemble` result: one ensemble per fold.
+ENSEMBLE = "ensemble"
+
+
 def _runs_of(spec: str) -> Dict[Key, float]:
-    """`results.json:variant` → that variant's utterance UA per (fold, seed)."""
+    """`results.json:variant` → that variant's utterance UA per (fold, seed).
+
+    A `benchmarks.seed_ensemble` result (`name.json:ensemble`) gives one value
+    per fold, its ensemble's UA, under seed -1: two ensembles of the same folds
+    pair by fold.
+    """
     import json
     from pathlib import Path
 
     path, _, variant = spec.rpartition(":")
     if not path:
         raise SystemExit(f"expected RESULTS.json:VARIANT, got {spec!r}")
-    record = json.loads(Path(path).read_text())["variants"].get(variant)
+    payload = json.loads(Path(path).read_text())
+    if "rows" in payload and "variants" not in payload:  # a seed_ensemble result
+        if variant != ENSEMBLE:
+            raise SystemExit(f"{path} is a seed-ensemble result: write {path}:{ENSEMBLE}")
+        return {(row["fold"], -1): float(row["ensemble_ua"]) for row in payload["rows"]}
+    record = payload["variants"].get(variant)
     if record is None:
         raise SystemExit(f"{path} has no variant {variant!r}")
     return run_scores(record)
@@ -105,7 +119,8 @@ def main(argv=None) -> int:
         description="Paired utterance-UA difference CANDIDATE − BASELINE over their common (fold, seed) runs. "
                     "Give several CANDIDATE BASELINE couples to pool their pairs as well.",
         epilog="Example: python -m benchmarks.paired benchmarks/results/exp_emodb_x.json:mhsa "
-               "benchmarks/results/emodb_speaker-folds.json:mhsa")
+               "benchmarks/results/emodb_speaker-folds.json:mhsa. A benchmarks.seed_ensemble result is "
+               "NAME.json:ensemble (one pair per fold).")
     parser.add_argument("specs", nargs="+", metavar="RESULTS.json:VARIANT",
                         help="CANDIDATE BASELINE [CANDIDATE BASELINE ...]")
     args = parser.parse_args(argv)

@@ -176,3 +176,20 @@ def test_paired_cli_pools_couples_without_mixing_their_pairs(tmp_path, capsys):
     assert "pooled: ΔUA +0.0 pp" in out and "2/4 wins" in out
     with pytest.raises(SystemExit):
         paired.main([f"{a}:fa_ca", f"{a}:mhsa", f"{b}:fa_ca"])
+
+
+def test_paired_cli_pairs_two_seed_ensembles_by_fold(tmp_path, capsys):
+    from benchmarks import paired
+
+    def ensemble(path, uas):
+        rows = [{"fold": f"f{i}", "runs": [], "member_ua": [], "ensemble_ua": ua} for i, ua in enumerate(uas)]
+        path.write_text(json.dumps({"command": "x", "rows": rows, "summary": {}}))
+        return path
+
+    five = ensemble(tmp_path / "five.json", [0.8, 0.7, 0.9])
+    three = ensemble(tmp_path / "three.json", [0.7, 0.7, 0.8])
+    assert paired.main([f"{five}:ensemble", f"{three}:ensemble"]) == 0
+    out = capsys.readouterr().out
+    assert "ΔUA +6.7 pp" in out and "2/3 wins" in out
+    with pytest.raises(SystemExit, match="seed-ensemble result"):
+        paired.main([f"{five}:mhsa", f"{three}:ensemble"])
