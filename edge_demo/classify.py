@@ -110,8 +110,8 @@ def format_table(labels: Sequence[str], results: List[Dict[str, Any]], segments:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from edge_demo.frontend_loader import FrontendNotFoundError
     from edge_demo.ensemble import load_model_or_ensemble
+    from edge_demo.frontend_loader import FrontendNotFoundError
     from edge_demo.runtime import EdgeError
 
     try:
