@@ -375,8 +375,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         latencies.append(update.latency_ms)
         display.show(update, classifier.real_time_factor)
     display.summary({
-        **{k: v for k, v in model.describe().items() if k in ("model", "input_kind", "mode", "threads")},
-        **({"members": [str(path) for path in [args.model, *args.ensemble]]} if args.ensemble else {}),
+        **{k: v for k, v in model.describe().items() if k in ("model", "input_kind", "mode", "threads", "members")},
         "source": args.wav or f"microphone {args.device if args.device is not None else '(default)'}",
         "hop_s": classifier.hop / rate,
         "window_s": classifier.window / rate,

@@ -104,7 +104,7 @@ def test_stream_ensemble_averages_every_window(edge_models, blocker_dir):
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     updates = [line["update"] for line in lines if "update" in line]
-    assert lines[-1]["summary"]["members"] == [str(m) for m in members]
+    assert [m["model"] for m in lines[-1]["summary"]["members"]] == [str(m) for m in members]
     waveform = load_audio(wav, 16000).waveform
     singles = [EdgeModel(m) for m in members]
     full = singles[0].segments(waveform)[: len(updates)]
