@@ -89,7 +89,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     markdown = (
         f"# Linear probe on {corpus.name}: utterance MFCC statistics, speaker-independent\n\n"
         f"Command: `{payload['command']}`  \nCommit: `{payload['git_commit']}`\n\n"
-        f"Logistic regression (C {args.c}) on per-utterance mean and std of the {feature_config.n_mfcc} MFCC "
+        f"Logistic regression (C {args.c}) on per-utterance mean and std of the {feature_config.feature_rows} feature rows "
         f"(evaluation-hop segments; n_fft {feature_config.n_fft}, hop {feature_config.hop_length}, "
         f"{feature_config.n_mels} mel bands), {len(folds)} {args.protocol} folds, test UA (%).\n\n"
         + markdown_table(["MFCC", "UA (%)", "per fold"], table)

@@ -207,9 +207,10 @@ def load_card(path: Path, frontend=None) -> EdgeCard:
         std = np.asarray(data["feature_std"], dtype=np.float32).reshape(-1)
     except (TypeError, ValueError) as error:
         raise bad(f"feature_mean/feature_std are not numbers ({_one_line(error)})") from error
-    if mean.shape != (config.n_mfcc,) or std.shape != (config.n_mfcc,):
+    rows = config.feature_rows
+    if mean.shape != (rows,) or std.shape != (rows,):
         raise bad(
-            f"feature_mean/feature_std need {config.n_mfcc} values (n_mfcc), got "
+            f"feature_mean/feature_std need {rows} values (one per feature row), got "
             f"{mean.size} and {std.size}"
         )
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
@@ -238,8 +239,8 @@ def load_card(path: Path, frontend=None) -> EdgeCard:
             prior_weight = float(entry.get("weight", prior_weight))
         except (KeyError, TypeError, ValueError) as error:
             raise bad(f"extra.training.speaker_prior is not a mean/std pair ({_one_line(error)})") from error
-        if prior[0].shape != (config.n_mfcc, 1) or prior[1].shape != (config.n_mfcc, 1) or not np.all(prior[1] > 0):
-            raise bad(f"extra.training.speaker_prior needs {config.n_mfcc} means and positive stds")
+        if prior[0].shape != (rows, 1) or prior[1].shape != (rows, 1) or not np.all(prior[1] > 0):
+            raise bad(f"extra.training.speaker_prior needs {rows} means and positive stds")
     return EdgeCard(
         speaker_normalization=speaker_normalization,
         speaker_prior=prior,

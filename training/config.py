@@ -70,7 +70,7 @@ class TrainConfig:
         time_masks: SpecAugment time masks per training segment (0 = off).
         time_mask_width: maximum width of a time mask, in frames (63 per 2 s segment).
         freq_masks: SpecAugment masks over MFCC coefficients per training segment (0 = off).
-        freq_mask_width: maximum width of a coefficient mask (of `n_mfcc`, 26).
+        freq_mask_width: maximum width of a coefficient mask (of the feature rows: 26 MFCC by default).
         mixup_alpha: mixup of training segments within a batch, λ ~ Beta(α, α)
             (0 = off); the labels become soft and the loss categorical.
         label_smoothing: cross-entropy label smoothing (0 = off).

@@ -40,6 +40,10 @@ PathLike = Union[str, "os.PathLike[str]"]
 # to ~16 MB, so a 10-minute file does not need gigabytes.
 _MFCC_CHUNK = 32
 
+# What `mfcc` returns per frame: cepstra (the paper's features) or the log-mel
+# bands they are computed from (no DCT).
+REPRESENTATIONS = ("mfcc", "log_mel")
+
 
 class FrontendError(ValueError):
     """A file cannot be read as audio, or holds samples that are not finite."""
@@ -66,6 +70,10 @@ class FeatureConfig:
         fmin: lowest mel frequency in Hz.
         fmax: highest mel frequency in Hz; `None` means Nyquist.
         top_db: dynamic range kept below each segment's loudest mel bin.
+        representation: `"mfcc"` (the paper: the first `n_mfcc` DCT-II
+            coefficients of the log-mel bands) or `"log_mel"` (the `n_mels`
+            log-mel bands themselves, neighbouring rows being neighbouring
+            frequencies; `n_mfcc` is then unused).
 
     Example:
     >>> config = FeatureConfig()
@@ -84,8 +92,14 @@ class FeatureConfig:
     fmin: float = 0.0
     fmax: Optional[float] = None
     top_db: float = 80.0
+    representation: str = "mfcc"
 
     def __post_init__(self):
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(
+                f"FeatureConfig.representation must be one of {REPRESENTATIONS}. "
+                f"Received: representation={self.representation!r}"
+            )
         positive = {
             "sample_rate": self.sample_rate,
             "segment_seconds": self.segment_seconds,
@@ -102,7 +116,7 @@ class FeatureConfig:
                 raise ValueError(
                     f"FeatureConfig.{name} must be positive. Received: {name}={value!r}"
                 )
-        if self.n_mfcc > self.n_mels:
+        if self.representation == "mfcc" and self.n_mfcc > self.n_mels:
             raise ValueError(
                 "FeatureConfig.n_mfcc cannot exceed n_mels. "
                 f"Received: n_mfcc={self.n_mfcc}, n_mels={self.n_mels}"
@@ -126,9 +140,14 @@ class FeatureConfig:
         return 1 + self.segment_samples // self.hop_length
 
     @property
+    def feature_rows(self) -> int:
+        """Rows of one segment's features: `n_mfcc`, or `n_mels` for log-mel."""
+        return self.n_mfcc if self.representation == "mfcc" else self.n_mels
+
+    @property
     def feature_shape(self) -> Tuple[int, int]:
-        """Shape of one segment's MFCC: (n_mfcc, num_frames)."""
-        return (self.n_mfcc, self.num_frames)
+        """Shape of one segment's features: (feature_rows, num_frames)."""
+        return (self.feature_rows, self.num_frames)
 
     def hop_samples(self, training: bool) -> int:
         """Segment hop in samples: the training hop or the evaluation hop."""
@@ -136,8 +155,16 @@ class FeatureConfig:
         return int(round(seconds * self.sample_rate))
 
     def to_dict(self) -> dict:
-        """A JSON-ready dict of every field."""
-        return dataclasses.asdict(self)
+        """A JSON-ready dict of every field.
+
+        `representation` is left out while it is the default `"mfcc"`, so MFCC
+        model files and feature-cache keys stay what they were before the
+        field existed (and older readers still accept them).
+        """
+        d = dataclasses.asdict(self)
+        if d["representation"] == "mfcc":
+            del d["representation"]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "FeatureConfig":
@@ -456,6 +483,17 @@ def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
     return basis.astype(np.float32)
 
 
+def feature_projection(config: FeatureConfig) -> Optional[np.ndarray]:
+    """The (n_mels, feature_rows) matrix from log-mel bands to features.
+
+    The transposed DCT-II for MFCC; `None` for log-mel (the bands are the
+    features). Shared by `mfcc` and the in-graph `MFCC` layer.
+    """
+    if config.representation == "log_mel":
+        return None
+    return np.ascontiguousarray(dct_matrix(config.n_mfcc, config.n_mels).T)
+
+
 @_read_only_cache
 def hann_window(length: int) -> np.ndarray:
     """Periodic Hann window (`scipy.signal.get_window("hann", length)`), float32."""
@@ -468,7 +506,9 @@ def mfcc(segments: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.nd
     Per segment: centred STFT (n_fft/2 zeros on both sides, periodic Hann),
     power spectrum, Slaney mel filterbank, `10·log10(max(S, 1e-10))` clipped to
     `top_db` below the segment's own maximum, DCT-II (ortho), first `n_mfcc`
-    rows. Silence is well defined: an all-zero segment gives -100 dB everywhere,
+    rows. With `config.representation == "log_mel"` the DCT is skipped and the
+    `n_mels` clipped log-mel bands are returned (`librosa.power_to_db` of
+    `librosa.feature.melspectrogram`). Silence is well defined: an all-zero segment gives -100 dB everywhere,
     so coefficient 0 is -100·sqrt(n_mels) and the rest are 0; never NaN.
 
     Args:
@@ -476,7 +516,8 @@ def mfcc(segments: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.nd
         config: the feature definition.
 
     Returns:
-        float32 array (n, n_mfcc, frames), frames = 1 + samples // hop_length.
+        float32 array (n, feature_rows, frames), frames = 1 + samples // hop_length
+        (feature_rows: n_mfcc, or n_mels for log-mel).
 
     Example:
     >>> mfcc(np.zeros((2, 32000), np.float32)).shape
@@ -492,9 +533,10 @@ def mfcc(segments: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.nd
     # Contiguous 2-D operands: numpy hands those to BLAS; a transposed view in
     # a stacked (3-D) matmul takes a slow generic loop (~7x slower here).
     mel_t = np.ascontiguousarray(mel_filterbank(config).T)  # (bins, mels)
-    dct_t = np.ascontiguousarray(dct_matrix(config.n_mfcc, config.n_mels).T)  # (mels, n_mfcc)
+    projection = feature_projection(config)  # (mels, rows), or None for log-mel
+    rows = config.feature_rows
     frames_per_segment = 1 + segments.shape[1] // hop
-    out = np.empty((len(segments), config.n_mfcc, frames_per_segment), np.float32)
+    out = np.empty((len(segments), rows, frames_per_segment), np.float32)
     for start in range(0, len(segments), _MFCC_CHUNK):
         chunk = segments[start : start + _MFCC_CHUNK]
         padded = np.pad(chunk, ((0, 0), (n_fft // 2, n_fft // 2)))
@@ -504,8 +546,9 @@ def mfcc(segments: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.nd
         mel = (power.reshape(-1, power.shape[-1]) @ mel_t).reshape(len(chunk), -1, config.n_mels)
         db = 10.0 * np.log10(np.maximum(mel, np.float32(1e-10)))
         db = np.maximum(db, db.max(axis=(1, 2), keepdims=True) - np.float32(config.top_db))
-        cepstra = (db.reshape(-1, config.n_mels) @ dct_t).reshape(len(chunk), -1, config.n_mfcc)
-        out[start : start + len(chunk)] = np.swapaxes(cepstra, 1, 2)
+        if projection is not None:
+            db = (db.reshape(-1, config.n_mels) @ projection).reshape(len(chunk), -1, rows)
+        out[start : start + len(chunk)] = np.swapaxes(db, 1, 2)
     return out
 
 

@@ -40,13 +40,16 @@ class MFCC(keras.layers.Layer):
         fmin: lowest mel frequency in Hz.
         fmax: highest mel frequency in Hz; `None` means Nyquist.
         top_db: dynamic range kept below each waveform's loudest mel bin.
+        representation: `"mfcc"`, or `"log_mel"` for the clipped log-mel
+            bands without the DCT (`FeatureConfig.representation`).
         **kwargs: base layer arguments (`name`, `dtype`, …).
 
     Call arguments:
         inputs: float waveforms (batch, samples), e.g. (B, 32000).
 
     Returns:
-        (batch, n_mfcc, 1 + samples // hop_length, 1), e.g. (B, 26, 63, 1).
+        (batch, rows, 1 + samples // hop_length, 1), e.g. (B, 26, 63, 1);
+        rows is n_mfcc, or n_mels for log-mel.
 
     Example:
     >>> layer = MFCC()
@@ -69,6 +72,7 @@ class MFCC(keras.layers.Layer):
         fmin: float = 0.0,
         fmax: Optional[float] = None,
         top_db: float = 80.0,
+        representation: str = "mfcc",
         **kwargs,
     ):
         kwargs.pop("autocast", None)
@@ -83,6 +87,7 @@ class MFCC(keras.layers.Layer):
             fmin=fmin,
             fmax=fmax,
             top_db=top_db,
+            representation=representation,
         )
         self.sample_rate = sample_rate
         self.n_mfcc = n_mfcc
@@ -92,11 +97,12 @@ class MFCC(keras.layers.Layer):
         self.fmin = fmin
         self.fmax = fmax
         self.top_db = top_db
+        self.representation = representation
         # Constants, not weights: they follow from the config, so saved models
         # stay small and cannot drift from the numpy front-end.
         self._window = frontend.hann_window(n_fft)
         self._mel_t = frontend.mel_filterbank(self._config).T  # (bins, mels)
-        self._dct_t = frontend.dct_matrix(n_mfcc, n_mels).T  # (mels, n_mfcc)
+        self._projection = frontend.feature_projection(self._config)  # (mels, rows) or None
 
     @classmethod
     def from_feature_config(cls, config: frontend.FeatureConfig, **kwargs) -> "MFCC":
@@ -110,6 +116,7 @@ class MFCC(keras.layers.Layer):
             fmin=config.fmin,
             fmax=config.fmax,
             top_db=config.top_db,
+            representation=config.representation,
             **kwargs,
         )
 
@@ -123,8 +130,9 @@ class MFCC(keras.layers.Layer):
         mel = tf.matmul(power, tf.constant(self._mel_t))  # (B, T, mels)
         db = (10.0 / math.log(10.0)) * tf.math.log(tf.maximum(mel, 1e-10))
         db = tf.maximum(db, tf.reduce_max(db, axis=[1, 2], keepdims=True) - self.top_db)
-        coeffs = tf.matmul(db, tf.constant(self._dct_t))  # (B, T, n_mfcc)
-        out = tf.expand_dims(tf.transpose(coeffs, [0, 2, 1]), -1)
+        if self._projection is not None:
+            db = tf.matmul(db, tf.constant(self._projection))  # (B, T, n_mfcc)
+        out = tf.expand_dims(tf.transpose(db, [0, 2, 1]), -1)
         return tf.cast(out, self.compute_dtype)
 
     def _frame(self, x):
@@ -144,7 +152,7 @@ class MFCC(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         samples = input_shape[-1]
         frames = None if samples is None else 1 + samples // self.hop_length
-        return (input_shape[0], self.n_mfcc, frames, 1)
+        return (input_shape[0], self._config.feature_rows, frames, 1)
 
     def get_config(self):
         config = super().get_config()
@@ -158,6 +166,7 @@ class MFCC(keras.layers.Layer):
                 "fmin": self.fmin,
                 "fmax": self.fmax,
                 "top_db": self.top_db,
+                "representation": self.representation,
             }
         )
         return config

@@ -24,7 +24,8 @@ def mfcc_librosa(segments: np.ndarray, config: FeatureConfig = FeatureConfig()) 
         config: the feature definition.
 
     Returns:
-        float32 array (n, n_mfcc, frames).
+        float32 array (n, feature_rows, frames): MFCC, or the log-mel bands
+        for `representation="log_mel"`.
 
     Example:
     >>> mfcc_librosa(np.zeros((1, 32000), np.float32)).shape  # doctest: +SKIP
@@ -37,7 +38,7 @@ def mfcc_librosa(segments: np.ndarray, config: FeatureConfig = FeatureConfig()) 
         segments = segments[None, :]
     if len(segments) == 0:
         frames = 1 + segments.shape[1] // config.hop_length
-        return np.zeros((0, config.n_mfcc, frames), np.float32)
+        return np.zeros((0, config.feature_rows, frames), np.float32)
     out = []
     for segment in segments:
         mel = librosa.feature.melspectrogram(
@@ -50,5 +51,8 @@ def mfcc_librosa(segments: np.ndarray, config: FeatureConfig = FeatureConfig()) 
             fmax=config.fmax,
         )
         log_mel = librosa.power_to_db(mel, top_db=config.top_db)
-        out.append(librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc))
+        if config.representation == "log_mel":
+            out.append(log_mel)
+        else:
+            out.append(librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc))
     return np.stack(out).astype(np.float32)

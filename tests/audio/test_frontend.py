@@ -46,9 +46,30 @@ def test_feature_config_round_trip_and_unknown_keys():
         FeatureConfig.from_dict({**config.to_dict(), "n_fftt": 1024})
 
 
+def test_feature_config_log_mel_shape_and_round_trip():
+    config = FeatureConfig(representation="log_mel", n_mels=64)
+    assert config.feature_rows == 64 and config.feature_shape == (64, 63)
+    assert config.to_dict()["representation"] == "log_mel"
+    assert FeatureConfig.from_dict(config.to_dict()) == config
+    # n_mfcc is unused for log-mel, so it cannot conflict with fewer bands
+    assert FeatureConfig(representation="log_mel", n_mels=20).feature_shape == (20, 63)
+
+
+def test_feature_config_default_representation_is_not_written():
+    """MFCC configs serialise as before the field existed: old readers and
+    feature-cache keys see the same dict."""
+    assert "representation" not in FeatureConfig().to_dict()
+    assert FeatureConfig.from_dict(FeatureConfig().to_dict()).representation == "mfcc"
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"n_mfcc": 0}, "n_mfcc=0"), ({"n_mfcc": 200}, "n_mfcc cannot exceed"), ({"fmax": 9000.0}, "fmax")],
+    [
+        ({"n_mfcc": 0}, "n_mfcc=0"),
+        ({"n_mfcc": 200}, "n_mfcc cannot exceed"),
+        ({"fmax": 9000.0}, "fmax"),
+        ({"representation": "mel"}, "representation='mel'"),
+    ],
 )
 def test_feature_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -232,6 +253,28 @@ def test_mfcc_equals_librosa(name):
     assert got.shape == (1, 26, 63) and got.dtype == np.float32
     assert np.all(np.isfinite(got))
     np.testing.assert_allclose(got[0], librosa_mfcc(segment), atol=MFCC_ATOL, rtol=MFCC_RTOL)
+
+
+@pytest.mark.parametrize("name", ["speech", "silence", "clipping"])
+def test_log_mel_equals_librosa(name):
+    config = FeatureConfig(representation="log_mel", n_mels=64)
+    segment = {
+        "speech": speech_like(),
+        "silence": np.zeros(32000, np.float32),
+        "clipping": np.clip(speech_like() * 20, -1, 1),
+    }[name]
+    got = frontend.mfcc(segment[None], config)
+    assert got.shape == (1, 64, 63) and got.dtype == np.float32
+    mel = librosa.feature.melspectrogram(y=segment, sr=16000, n_mels=64)
+    np.testing.assert_allclose(got[0], librosa.power_to_db(mel, top_db=80.0), atol=MFCC_ATOL, rtol=MFCC_RTOL)
+
+
+def test_mfcc_is_the_dct_of_the_log_mel_bands():
+    """The two representations share everything before the DCT."""
+    segments = np.stack([speech_like(seed=4), 0.01 * speech_like(seed=5)])
+    log_mel = frontend.mfcc(segments, FeatureConfig(representation="log_mel"))
+    cepstra = scipy.fft.dct(log_mel, type=2, norm="ortho", axis=1)[:, :26]
+    np.testing.assert_allclose(frontend.mfcc(segments), cepstra, atol=MFCC_ATOL, rtol=MFCC_RTOL)
 
 
 def test_mfcc_is_per_segment_across_chunks():

@@ -68,6 +68,17 @@ def test_layer_equals_librosa_and_numpy():
     np.testing.assert_allclose(got, frontend.mfcc(x), atol=LAYER_ATOL, rtol=LAYER_RTOL)
 
 
+def test_log_mel_layer_equals_numpy_and_round_trips():
+    config = frontend.FeatureConfig(representation="log_mel", n_mels=64)
+    layer = MFCC.from_feature_config(config)
+    x = batch_of_signals()
+    got = keras.ops.convert_to_numpy(layer(x))[..., 0]
+    assert got.shape == (len(x), 64, 63)
+    assert tuple(layer.compute_output_shape((None, 32000))) == (None, 64, 63, 1)
+    np.testing.assert_allclose(got, frontend.mfcc(x, config), atol=LAYER_ATOL, rtol=LAYER_RTOL)
+    assert MFCC.from_config(layer.get_config()).get_config() == layer.get_config()
+
+
 def test_unknown_length_uses_the_generic_framing():
     x = batch_of_signals()[:2]
     fn = tf.function(MFCC().call, input_signature=[tf.TensorSpec((None, None), tf.float32)])

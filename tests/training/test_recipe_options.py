@@ -223,3 +223,31 @@ def test_speaker_normalization_standardises_each_training_speaker(warm_cache, tm
     assert evaluate([str(out), "--json", "--quiet"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["utterance"]["confusion_matrix"] == read_json(out / "metrics.json")["utterance"]["confusion_matrix"]
+
+
+def test_a_log_mel_run_trains_exports_and_runs_on_the_edge(warm_cache, tmp_path):
+    """`representation: log_mel` end to end: the run, its card, both .tflite inputs
+    (the waveform one computes the log-mel bands in the graph) and the edge runtime."""
+    from edge_demo.runtime import EdgeModel
+    from export.tflite import main as export_main
+    from sercal_keras.inference import EmotionRecognizer
+    from tests.audio.audio_test_utils import speech_like
+
+    config = tmp_path / "log_mel.yaml"
+    config.write_text("features: {representation: log_mel, n_mels: 32}\n")
+    out = tmp_path / "log_mel_run"
+    assert main(SMALL + ["--epochs", "1", "--variant", "mhsa", "--config", str(config), "--output-dir", str(out)]) == 0
+    recognizer = EmotionRecognizer.load(out)
+    assert recognizer.feature_config.representation == "log_mel"
+    assert recognizer.model.input_shape[1:] == (32, 63)
+
+    assert export_main([str(out), "--input", "both", "--quiet"]) == 0
+    waveform = speech_like(seconds=3.0, seed=7)
+    reference = recognizer.predict(waveform, 16000).segment_probabilities
+    paths = sorted((out / "tflite").glob("*.tflite"))
+    assert len(paths) == 2  # MFCC-shaped input and waveform input
+    for path in paths:
+        edge = EdgeModel(path)
+        assert edge.feature_config.feature_shape == (32, 63)
+        _, segment_probs = edge.classify_waveform(waveform)
+        np.testing.assert_allclose(segment_probs, reference, atol=2e-3, err_msg=path.name)
