@@ -490,6 +490,27 @@ def mfcc_edge_model(model, batch_size: int = 1, form: Optional[str] = None, qat:
     return EdgeGraph(edge, form, "mfcc", quantizers, note)
 
 
+def _standardized_waveform_mfcc(inputs, feature_config, mean: np.ndarray, std: np.ndarray):
+    """The in-graph `MFCC` layer (float32 always) then `(x - mean) / std`: (B, F, T)."""
+    from sercal_keras.audio import MFCC
+
+    mfcc = MFCC.from_feature_config(feature_config, name="mfcc")(inputs)  # (B, F, T, 1)
+    return _Op(
+        lambda t: (tf.squeeze(t, -1) - tf.constant(mean.reshape(1, -1, 1))) * tf.constant(
+            (1.0 / std).reshape(1, -1, 1)),
+        name="standardize",
+    )(mfcc)
+
+
+def _check_feature_shape(model, feature_config) -> None:
+    n_mfcc, frames = model.input_shape[1:]
+    if tuple(feature_config.feature_shape) != (n_mfcc, frames):
+        raise ModelFileError(
+            f"feature config gives MFCC of shape {feature_config.feature_shape} but model {model.name!r} "
+            f"takes {(n_mfcc, frames)}; the model card and the model disagree."
+        )
+
+
 def waveform_edge_model(model, feature_config, batch_size: int = 1, form: Optional[str] = None,
                         qat: bool = False) -> EdgeGraph:
     """The end-to-end model: waveform `(batch_size, segment_samples)` → probabilities.
@@ -497,30 +518,84 @@ def waveform_edge_model(model, feature_config, batch_size: int = 1, form: Option
     The in-graph `MFCC` layer (float32 always) and the model's standardisation
     (as `(x - mean) / std`) precede the same core as `mfcc_edge_model`.
     """
-    from sercal_keras.audio import MFCC
-
     check_sercal_model(model)
     form, note = choose_form(model, form)
     if qat and form != "explicit":
         raise ModelFileError(f"quantization-aware training needs the explicit edge graph: {note}")
-    n_mfcc, frames = model.input_shape[1:]
-    if tuple(feature_config.feature_shape) != (n_mfcc, frames):
-        raise ModelFileError(
-            f"feature config gives MFCC of shape {feature_config.feature_shape} but model {model.name!r} "
-            f"takes {(n_mfcc, frames)}; the model card and the model disagree."
-        )
+    _check_feature_shape(model, feature_config)
     mean, std = normalization_stats(model)
     inputs = keras.Input((feature_config.segment_samples,), batch_size=batch_size, name="waveform")
-    mfcc = MFCC.from_feature_config(feature_config, name="mfcc")(inputs)  # (B, F, T, 1)
-    standardized = _Op(
-        lambda t: (tf.squeeze(t, -1) - tf.constant(mean.reshape(1, -1, 1))) * tf.constant(
-            (1.0 / std).reshape(1, -1, 1)),
-        name="standardize",
-    )(mfcc)
+    standardized = _standardized_waveform_mfcc(inputs, feature_config, mean, std)
     quantizers: List[ActivationQuantizer] = []
     outputs = _core(standardized, model, form, quantizers, qat)
     edge = keras.Model(inputs, outputs, name="edge")
     return EdgeGraph(edge, form, "waveform", quantizers, note)
+
+
+def ensemble_edge_model(models: Sequence[keras.Model], input_kind: str, feature_config, batch_size: int = 1,
+                        form: Optional[str] = None) -> EdgeGraph:
+    """One edge graph averaging the probabilities of several models (a seed ensemble in one file).
+
+    The input is that of `mfcc_edge_model` (MFCC standardised with the first
+    member's statistics) or of `waveform_edge_model`; each member gets its own
+    core (as a nested model `member<i>`), preceded by a per-row affine map when
+    its own standardisation differs from the first member's (members trained
+    with different validation speakers do), so every member sees exactly its
+    own inputs. The output is the mean of the members' probabilities, as
+    `sercal_keras.EmotionEnsemble` and `edge_demo --ensemble` compute it.
+
+    Args:
+        models: two or more trained sercal-keras models with the same input
+            shape and number of classes.
+        input_kind: "mfcc" or "waveform".
+        feature_config: the members' `FeatureConfig` (the waveform front-end).
+        batch_size: fixed batch of the edge graph (1 for the edge files).
+        form: "explicit", "sliced" or None (explicit where supported), per member.
+
+    Returns:
+        An `EdgeGraph` whose quantizers are all members' (for int8 calibration).
+
+    Example:
+    >>> graph = ensemble_edge_model([model_a, model_b, model_c], "mfcc", config)  # doctest: +SKIP
+    """
+    if input_kind not in ("mfcc", "waveform"):
+        raise ValueError(f"input_kind must be 'mfcc' or 'waveform'. Received: input_kind={input_kind!r}")
+    if len(models) < 2:
+        raise ModelFileError(f"an ensemble needs at least 2 models, got {len(models)}")
+    for model in models:
+        check_sercal_model(model)
+        _check_feature_shape(model, feature_config)
+    classes = {int(model.output_shape[-1]) for model in models}
+    if len(classes) != 1:
+        raise ModelFileError(f"the ensemble's models have different numbers of classes: {sorted(classes)}")
+    forms = [choose_form(model, form) for model in models]
+    mean, std = normalization_stats(models[0])
+    shape = tuple(models[0].input_shape[1:])
+    if input_kind == "mfcc":
+        inputs = keras.Input(shape, batch_size=batch_size, name="mfcc_standardized")
+        standardized = inputs
+    else:
+        inputs = keras.Input((feature_config.segment_samples,), batch_size=batch_size, name="waveform")
+        standardized = _standardized_waveform_mfcc(inputs, feature_config, mean, std)
+    quantizers: List[ActivationQuantizer] = []
+    outputs = []
+    for index, (model, (member_form, _)) in enumerate(zip(models, forms)):
+        member_input = keras.Input(shape, name=f"member{index}_input")
+        x = member_input
+        own_mean, own_std = normalization_stats(model)
+        if not (np.allclose(own_mean, mean, rtol=1e-6, atol=1e-6) and np.allclose(own_std, std, rtol=1e-6)):
+            # (raw - own_mean) / own_std from (raw - mean) / std, per row
+            scale = (std / own_std).astype(np.float32).reshape(1, -1, 1)
+            shift = ((mean - own_mean) / own_std).astype(np.float32).reshape(1, -1, 1)
+            x = _Op(lambda t, a=scale, b=shift: t * tf.constant(a) + tf.constant(b), name="restandardize")(x)
+        core = keras.Model(member_input, _core(x, model, member_form, quantizers, False), name=f"member{index}")
+        outputs.append(core(standardized))
+    probabilities = keras.layers.Average(name="ensemble_mean")(outputs)
+    edge = keras.Model(inputs, probabilities, name="edge")
+    member_forms = sorted({member_form for member_form, _ in forms})
+    note = (f"ensemble of {len(models)} models, the mean of their probabilities; members: "
+            + "; ".join(sorted({member_note for _, member_note in forms})))
+    return EdgeGraph(edge, member_forms[0] if len(member_forms) == 1 else "mixed", input_kind, quantizers, note)
 
 
 def explicit_matches(model, edge: EdgeGraph, samples: np.ndarray, atol: float = 1e-4) -> float:

@@ -25,7 +25,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -54,6 +54,8 @@ class Source:
     sha256: str
     mean: np.ndarray
     std: np.ndarray
+    #: For an ensemble: every member (the fields above are the first member's).
+    members: Tuple["Source", ...] = ()
 
     @property
     def run_dir(self) -> Path:
@@ -69,6 +71,13 @@ class Source:
     def speaker_normalization(self) -> bool:
         """Trained with per-speaker normalisation: its inputs are speaker-standardised MFCC."""
         return self.card.extra.get("feature_normalization", "global") == "speaker"
+
+
+def predict(source: Source, features: np.ndarray) -> np.ndarray:
+    """The Keras reference on raw MFCC: the model's probabilities, or the members' mean for an ensemble."""
+    models = [member.model for member in source.members] or [source.model]
+    return np.mean([np.asarray(model.predict(features, batch_size=64, verbose=0), np.float32)
+                    for model in models], axis=0).astype(np.float32)
 
 
 def sha256_of(path: Path) -> str:
@@ -140,6 +149,40 @@ def load_source(path) -> Source:
         raise ModelFileError(f"{card_path_for(model_path)}: normalisation mean/std differ from the model's "
                              f"{'mfcc_standardization'} layer; the card belongs to another model")
     return Source(model_path, model, card, read_run_config(model_path.parent), sha256_of(model_path), mean, std)
+
+
+def load_ensemble(paths: Sequence) -> Source:
+    """Loads several models as one ensemble `Source` (exported as one graph averaging them).
+
+    The members must share labels, features and feature normalisation, and,
+    where they come from run directories, corpus, protocol and fold: the
+    export checks the file on the first member's held-out data, which has to
+    be held out for every member.
+
+    Raises:
+        ModelFileError: a member cannot be loaded, or the members disagree.
+    """
+    from export.representative import _protocol
+
+    sources = [load_source(path) for path in paths]
+    first = sources[0]
+    for other in sources[1:]:
+        for what, mine, theirs in (
+            ("labels", list(first.card.labels), list(other.card.labels)),
+            ("features", first.feature_config, other.feature_config),
+            ("feature normalisation", first.speaker_normalization, other.speaker_normalization),
+        ):
+            if mine != theirs:
+                raise ModelFileError(f"{other.model_path}: its {what} differ from {first.model_path}'s "
+                                     f"({theirs!r} vs {mine!r}); an ensemble's members must share them")
+        if first.config and other.config:
+            split = lambda c: (c.get("corpus"), _protocol(c), (c.get("folds") or [None])[0])  # noqa: E731
+            if split(first.config) != split(other.config):
+                raise ModelFileError(
+                    f"{other.model_path} was trained on {split(other.config)} and {first.model_path} on "
+                    f"{split(first.config)} (corpus, protocol, fold): the ensemble's check needs test data "
+                    "held out from every member; export the members of one fold together")
+    return dataclasses.replace(first, members=tuple(sources))
 
 
 # ---------------------------------------------------------------------------
@@ -366,6 +409,14 @@ def build_card(source: Source, exported_input: str, mode: str, conversion, verif
         "training": {k: v for k, v in card.extra.items()},
         "training_versions": card.versions,
     }
+    if source.members:
+        extra["ensemble"] = {
+            "combination": "mean of the members' probabilities, inside the graph",
+            "members": [{"model": str(member.model_path), "sha256": member.sha256, "variant": member.card.variant}
+                        for member in source.members],
+        }
+        extra["source_model"] = [str(member.model_path) for member in source.members]
+        extra["source_model_sha256"] = [member.sha256 for member in source.members]
     extra.update(extra_info)
     return ModelCard(
         labels=list(card.labels),
@@ -381,7 +432,8 @@ def build_card(source: Source, exported_input: str, mode: str, conversion, verif
 
 def file_stem(source: Source, input_kind: str, mode: str, keep_float: Sequence[str]) -> str:
     suffix = "-mixed" if keep_float and mode in ("int8", "qat") else ""
-    return f"{source.model_path.stem}_{input_kind}_{mode}{suffix}"
+    stem = f"ensemble{len(source.members)}" if source.members else source.model_path.stem
+    return f"{stem}_{input_kind}_{mode}{suffix}"
 
 
 def convert_and_verify(source: Source, graph, mode: str, data: ExportInputs, reference: np.ndarray,
@@ -426,10 +478,10 @@ def export_models(source: Source, pairs: Sequence[tuple], data: ExportInputs,
                   log: Callable[[str], None] = print) -> List[ExportedModel]:
     """Converts and verifies every (input kind, mode) pair; writes nothing."""
     modes = [mode for _, mode in pairs]
-    from export.edge_model import mfcc_edge_model, waveform_edge_model
+    from export.edge_model import ensemble_edge_model, mfcc_edge_model, waveform_edge_model
     from export.qat import qat_edge_graph, quantizer_ranges, train_qat
 
-    reference = np.asarray(source.model.predict(data.held_out.features, batch_size=64, verbose=0), np.float32)
+    reference = predict(source, data.held_out.features)
     trained = None
     qat_info: Dict[str, Any] = {}
     if "qat" in modes:
@@ -439,7 +491,10 @@ def export_models(source: Source, pairs: Sequence[tuple], data: ExportInputs,
                             "segments": int(len(data.training)), "ranges": quantizer_ranges(trained)}}
     results = []
     for kind, mode in pairs:
-        if mode == "qat":
+        if source.members:
+            graph = ensemble_edge_model([member.model for member in source.members], kind, source.feature_config,
+                                        batch_size=1, form=form)
+        elif mode == "qat":
             graph = qat_edge_graph(source.model, trained, kind, source.feature_config)
         elif kind == "mfcc":
             graph = mfcc_edge_model(source.model, batch_size=1, form=form)
@@ -472,20 +527,36 @@ def export_tflite(model_path, modes: Sequence[str] = ("float32",), output_dir=No
                   form: Optional[str] = None, log: Callable[[str], None] = print) -> List[Path]:
     """The whole export: validate, load, gather data, convert + verify all, then write all.
 
+    Args:
+        model_path: a run directory or `.keras` file; or a list of several,
+            exported as **one** ensemble graph (the mean of their
+            probabilities, `ensemble<N>_<input>_<mode>.tflite`; needs
+            `output_dir`, and no `qat`).
+
     Returns:
         The written paths (`.tflite` and `.json` alternately).
 
     Raises:
         ConfigError, ModelFileError, ExportError: before anything is written.
     """
+    paths = [model_path] if isinstance(model_path, (str, os.PathLike)) else list(model_path)
     requested = list(modes)
     modes = parse_modes(requested)
     kinds = parse_inputs(inputs)
     check_options(modes, kinds, representative_size, min_agreement, qat_epochs, verify_size)
+    if len(paths) > 1:
+        if "qat" in modes:
+            raise ConfigError("--mode qat fine-tunes one model; for an ensemble, export int8 (or QAT each member "
+                              "and run them with edge_demo --ensemble)")
+        if output_dir is None:
+            raise ConfigError(f"{len(paths)} models make one ensemble file: pass --output-dir (it does not "
+                              "belong in any one member's run directory)")
     pairs = plan_variants(requested, kinds, log)
     if output_dir is not None:
         check_output_dir(Path(output_dir))
-    source = load_source(model_path)
+    source = load_source(paths[0]) if len(paths) == 1 else load_ensemble(paths)
+    if source.members:
+        log(f"ensemble of {len(source.members)}: " + ", ".join(str(m.model_path) for m in source.members))
     output_dir = Path(output_dir) if output_dir is not None else source.run_dir / "tflite"
     check_output_dir(output_dir)
     data = gather_data(source, kinds, modes, representative_size, verify_size, representative_data,
@@ -504,8 +575,10 @@ def build_parser() -> argparse.ArgumentParser:
             "Builtin ops only, batch 1."),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("model", help="a run directory (with model.keras, model_card.json, config.json) "
-                                      "or a model.keras with its model_card.json beside it")
+    parser.add_argument("model", nargs="+",
+                        help="a run directory (with model.keras, model_card.json, config.json) or a model.keras "
+                             "with its model_card.json beside it; several (e.g. the seeds of one fold) make one "
+                             "ensemble file averaging their probabilities (needs --output-dir)")
     parser.add_argument("--mode", nargs="+", default=["float32"],
                         help="float32, float16, dynamic, int8 (full integer), qat (QAT fine-tuning, then "
                              "int8), or all (= float32 float16 dynamic int8); several allowed")
@@ -544,7 +617,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     try:
         written = export_tflite(
-            args.model, args.mode, args.output_dir, args.input, args.representative_size,
+            args.model if len(args.model) > 1 else args.model[0], args.mode, args.output_dir, args.input, args.representative_size,
             args.representative_data, args.corpus, args.data_dir, args.cache_dir, args.min_agreement,
             args.keep_float, args.qat_epochs, args.qat_target, args.verify_size, args.graph, log)
     except SercalError as error:
