@@ -177,6 +177,16 @@ def node_layers(calibrated: bytes, layer_names: Iterable[str]) -> Dict[str, List
     return found
 
 
+def _layer_names(model) -> Iterable[str]:
+    """Names of `model`'s layers and, recursively, of the layers of the models nested in it."""
+    import keras
+
+    for layer in model.layers:
+        yield layer.name
+        if isinstance(layer, keras.Model):
+            yield from _layer_names(layer)
+
+
 def _selective_int8(converter, keras_model, deny_layers: Sequence[str], fully_quantize: bool) -> bytes:
     """Int8 with the nodes of `deny_layers` left float (selective quantization).
 
@@ -193,8 +203,8 @@ def _selective_int8(converter, keras_model, deny_layers: Sequence[str], fully_qu
     converter._experimental_calibrate_only = True
     with _quiet():
         calibrated = converter.convert()
-    names = [layer.name for layer in keras_model.layers]
-    nodes = node_layers(calibrated, list(names) + [OUTPUT_LAYER])
+    names = sorted(set(_layer_names(keras_model)))  # nested too: an ensemble's members, a sliced core
+    nodes = node_layers(calibrated, names + [OUTPUT_LAYER])
     unknown = [layer for layer in deny_layers if not nodes.get(layer)]
     if unknown:
         known = sorted(name for name, found in nodes.items() if found)

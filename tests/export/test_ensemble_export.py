@@ -122,3 +122,13 @@ def test_cli_takes_several_models(members, mfcc_npy, tmp_path, capsys):
     assert tflite.main(paths + ["--output-dir", str(tmp_path), "--representative-data", str(mfcc_npy),
                                 "--quiet"]) == 0
     assert (tmp_path / "ensemble2_mfcc_float32.tflite").is_file()
+
+
+def test_keep_float_reaches_the_layers_inside_every_member(members, mfcc_npy, tmp_path):
+    written = tflite.export_tflite([path for path, _ in members], ["int8"], tmp_path, "mfcc",
+                                   representative_size=32, representative_data=mfcc_npy, min_agreement=0.8,
+                                   keep_float=["attention_softmax"], log=lambda m: None)
+    card = ModelCard.load(written[1])
+    assert card.extra["float_layers"] == ["attention_softmax"]
+    still_int8 = [node["tensor"] for node in card.extra["xnnpack"]["undelegated"]]
+    assert not [name for name in still_int8 if "attention_softmax" in name]  # both members' are float now
