@@ -161,10 +161,12 @@ class ValidationUA(keras.callbacks.Callback):
         patience: epochs without improvement before stopping; 0 = never.
         history_path: where to (re)write `history.csv` after every epoch, or None.
         predict_batch_size: batch size of the local predictions.
+        epoch_weights_dir: if set, every epoch's weights, as validation scored
+            them, go to `epochNN.weights.h5` there (1-based, as `best_epoch`).
     """
 
     def __init__(self, state_dir, labels: Sequence[str], validation=None, patience: int = 0,
-                 history_path=None, predict_batch_size: int = 256):
+                 history_path=None, predict_batch_size: int = 256, epoch_weights_dir=None):
         super().__init__()
         self.state_dir = Path(state_dir)
         self.labels = list(labels)
@@ -172,6 +174,7 @@ class ValidationUA(keras.callbacks.Callback):
         self.patience = int(patience)
         self.history_path = Path(history_path) if history_path else None
         self.predict_batch_size = predict_batch_size
+        self.epoch_weights_dir = Path(epoch_weights_dir) if epoch_weights_dir else None
         self.state = self.load_state(self.state_dir)
         self._predict = None
         self._epoch_start = 0.0
@@ -266,6 +269,8 @@ class ValidationUA(keras.callbacks.Callback):
                 improved = best is None or scores["val_ua"] > best
                 if improved:
                     self._save_weights(self.best_weights_path)
+                if self.epoch_weights_dir is not None:
+                    self._save_weights(self.epoch_weights_dir / f"epoch{epoch + 1:02d}.weights.h5")
             logs.update(scores)
             row.update(scores)
             if improved:

@@ -98,6 +98,10 @@ class TrainConfig:
             e.g. `{"calibration_context": 5}` or `{"focus_source": "energy"}`);
             empty = the variant's defaults (the paper preset's forms).
         output_dir: where the run directory goes; None = `runs/<corpus>_<variant>_<time>`.
+        keep_epoch_weights: also write every epoch's weights (as validation saw
+            them) to `epoch_weights/epochNN.weights.h5` in the run directory,
+            ~1 MB each, for offline studies of model-selection rules
+            (`benchmarks.selection_rules`). Changes nothing in training.
         overwrite: replace an existing run directory.
         cache_dir: cache folder for generated audio and features; None = the
             library default (`$SERCAL_CACHE_DIR` or `~/.cache/sercal_keras`).
@@ -136,6 +140,7 @@ class TrainConfig:
     features: Dict[str, Any] = dataclasses.field(default_factory=dict)
     model_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
     output_dir: Optional[str] = None
+    keep_epoch_weights: bool = False
     overwrite: bool = False
     cache_dir: Optional[str] = None
     verbosity: int = 1
@@ -377,7 +382,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             return float(value)
         except (TypeError, ValueError):
             raise bad("a number") from None
-    if key in ("mixed_precision", "overwrite", "json_output"):
+    if key in ("mixed_precision", "overwrite", "json_output", "keep_epoch_weights"):
         if isinstance(value, bool):
             return value
         if str(value).lower() in ("true", "yes", "1", "on"):
@@ -563,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--output-dir", metavar="DIR",
                      help="run directory (default: runs/<corpus>_<variant>_<YYYYmmdd-HHMMSS>)")
     out.add_argument("--overwrite", action="store_true", help="delete an existing run directory first")
+    out.add_argument("--keep-epoch-weights", action="store_true",
+                     help="also write every epoch's weights to <run>/epoch_weights/ (~1 MB each; for "
+                          "benchmarks.selection_rules)")
     out.add_argument("--resume", metavar="DIR",
                      help="continue the run in DIR with its saved config.json (flags may add folds/seeds)")
     loud = out.add_mutually_exclusive_group()

@@ -37,6 +37,7 @@ CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.json"
 MODEL_NAME = "model.keras"
 CHECKPOINT_DIR = ".checkpoints"
+EPOCH_WEIGHTS_DIR = "epoch_weights"  # --keep-epoch-weights
 
 
 def run_name(fold_name: str, seed: int) -> str:

@@ -24,7 +24,7 @@ from sercal_keras.errors import ConfigError, SercalError
 from sercal_keras.io_utils import atomic_path, write_json, write_text
 from sercal_keras.reporting import plot_confusion
 from training import plots
-from training.run_dir import CHECKPOINT_DIR, CONFIG_NAME, METRICS_NAME, MODEL_NAME
+from training.run_dir import CHECKPOINT_DIR, CONFIG_NAME, EPOCH_WEIGHTS_DIR, METRICS_NAME, MODEL_NAME
 
 
 class TrainingDivergedError(SercalError):
@@ -323,7 +323,8 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
 
     validation = (val_set.features, val_set.labels, val_set.utterance_index) if len(val_set) else None
     monitor = ValidationUA(checkpoints, labels, validation, patience=config.patience,
-                           history_path=work_dir / "history.csv")
+                           history_path=work_dir / "history.csv",
+                           epoch_weights_dir=work_dir / EPOCH_WEIGHTS_DIR if config.keep_epoch_weights else None)
     callbacks = [
         monitor,
         keras.callbacks.BackupAndRestore(str(checkpoints / "backup"), double_checkpoint=True),

@@ -1,0 +1,104 @@
+"""`benchmarks.selection_rules` and `--keep-epoch-weights`: another selection rule on the same runs."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from benchmarks.selection_rules import current_rule, first_drop_epoch, late_rule, main
+
+SMALL = ["--corpus-option", "num_speakers=4", "--corpus-option", "utterances_per_class=2",
+         "--batch-size", "8", "--quiet", "--folds", "0", "--epochs", "3", "--keep-epoch-weights"]
+
+
+def test_rules():
+    val = [0.6, 0.4, 0.6, 0.5, 0.6, 0.3]
+    assert current_rule(val) == 1  # what training does: the earliest best
+    assert late_rule(val, start_epoch=2) == 5 and late_rule(val, start_epoch=6) == 6
+    assert first_drop_epoch([1e-3, 1e-3, 1e-4]) == 3 and first_drop_epoch([1e-3] * 3) == 1
+    with pytest.raises(ValueError, match="start_epoch"):
+        late_rule(val, start_epoch=7)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    import os
+
+    from training.fit import main as fit
+
+    old = os.environ.get("SERCAL_CACHE_DIR")
+    os.environ["SERCAL_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    out = tmp_path_factory.mktemp("runs") / "run"
+    assert fit(SMALL + ["--output-dir", str(out)]) == 0
+    yield out
+    if old is None:
+        os.environ.pop("SERCAL_CACHE_DIR", None)
+    else:
+        os.environ["SERCAL_CACHE_DIR"] = old
+
+
+def test_every_epoch_is_kept_and_the_selected_one_is_the_model(run):
+    import keras
+
+    import sercal_keras  # noqa: F401
+
+    files = sorted(p.name for p in (run / "epoch_weights").iterdir())
+    assert files == ["epoch01.weights.h5", "epoch02.weights.h5", "epoch03.weights.h5"]
+    best = json.loads((run / "metrics.json").read_text())["best_epoch"]
+    model = keras.models.load_model(run / "model.keras", compile=False)
+    saved = [w.copy() for w in model.get_weights()]
+    model.load_weights(str(run / "epoch_weights" / f"epoch{best:02d}.weights.h5"))
+    for a, b in zip(saved, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def _staged(run, tmp_path, val_ua, best_epoch, weights_of):
+    """A copy of `run` with a written history, best epoch and epoch files (`weights_of[e]`: source epoch or 'noise')."""
+    import keras
+
+    import sercal_keras  # noqa: F401
+
+    copy = tmp_path / "staged"
+    shutil.copytree(run, copy)
+    model = keras.models.load_model(copy / "model.keras", compile=False)
+    trained = [w.copy() for w in model.get_weights()]
+    rng = np.random.default_rng(0)
+    for epoch, source in weights_of.items():
+        model.set_weights(trained if source == "model" else [w + rng.normal(0, 0.5, w.shape).astype(w.dtype)
+                                                             for w in trained])
+        model.save_weights(str(copy / "epoch_weights" / f"epoch{epoch:02d}.weights.h5"))
+    with open(copy / "history.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["epoch", "val_ua", "learning_rate"])
+        for epoch, (ua, lr) in enumerate(zip(val_ua, [1e-3, 1e-4, 1e-4])):
+            writer.writerow([epoch, ua, lr])
+    metrics = json.loads((copy / "metrics.json").read_text())
+    metrics["best_epoch"] = best_epoch
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    return copy, metrics["utterance"]["ua"]
+
+
+def test_main_scores_the_late_epoch_where_the_rules_differ(run, tmp_path):
+    # current rule: epoch 2 (the model's weights); late rule from the first lr drop (epoch 2), latest tie: epoch 3
+    staged, recorded = _staged(run, tmp_path, [0.3, 0.7, 0.7], 2, {1: "noise", 2: "model", 3: "noise"})
+    name = tmp_path / "rules"
+    assert main([str(staged), "--name", str(name)]) == 0
+    (row,) = json.loads(name.with_suffix(".json").read_text())["rows"]
+    assert (row["start_epoch"], row["current_epoch"], row["late_epoch"]) == (2, 2, 3)
+    assert row["current_ua"] == pytest.approx(recorded)
+    assert 0.0 <= row["late_ua"] <= 1.0
+    assert "late rule" in name.with_suffix(".md").read_text()
+
+
+def test_main_refuses_epoch_files_that_are_not_what_training_selected(run, tmp_path):
+    staged, _ = _staged(run, tmp_path, [0.3, 0.7, 0.7], 2, {1: "noise", 2: "noise", 3: "noise"})
+    with pytest.raises(SystemExit, match="not the ones training selected"):
+        main([str(staged), "--name", str(tmp_path / "x")])
+
+
+def test_main_refuses_a_history_that_disagrees_with_the_metrics(run, tmp_path):
+    staged, _ = _staged(run, tmp_path, [0.9, 0.7, 0.7], 2, {1: "noise", 2: "model", 3: "noise"})
+    with pytest.raises(SystemExit, match="metrics.json says 2"):
+        main([str(staged), "--name", str(tmp_path / "x")])
