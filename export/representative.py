@@ -88,6 +88,11 @@ def _protocol(config: Dict[str, Any]) -> str:
     return str(protocol).replace("-", "_")
 
 
+def training_split(config: Dict[str, Any]) -> tuple:
+    """`(corpus, protocol, fold)` a run's config trained on; runs that share it share their test data."""
+    return config.get("corpus"), _protocol(config), (config.get("folds") or [None])[0]
+
+
 def load_fold(config: Dict[str, Any], corpus_name: Optional[str] = None, data_dir: Optional[str] = None,
               cache_dir: Optional[str] = None, fold: Optional[str] = None):
     """`(corpus, fold)` of a run config, with optional overrides (the features come from the model card).

@@ -162,7 +162,7 @@ def load_ensemble(paths: Sequence) -> Source:
     Raises:
         ModelFileError: a member cannot be loaded, or the members disagree.
     """
-    from export.representative import _protocol
+    from export.representative import training_split
 
     sources = [load_source(path) for path in paths]
     first = sources[0]
@@ -175,13 +175,11 @@ def load_ensemble(paths: Sequence) -> Source:
             if mine != theirs:
                 raise ModelFileError(f"{other.model_path}: its {what} differ from {first.model_path}'s "
                                      f"({theirs!r} vs {mine!r}); an ensemble's members must share them")
-        if first.config and other.config:
-            split = lambda c: (c.get("corpus"), _protocol(c), (c.get("folds") or [None])[0])  # noqa: E731
-            if split(first.config) != split(other.config):
-                raise ModelFileError(
-                    f"{other.model_path} was trained on {split(other.config)} and {first.model_path} on "
-                    f"{split(first.config)} (corpus, protocol, fold): the ensemble's check needs test data "
-                    "held out from every member; export the members of one fold together")
+        if first.config and other.config and training_split(first.config) != training_split(other.config):
+            raise ModelFileError(
+                f"{other.model_path} was trained on {training_split(other.config)} and {first.model_path} on "
+                f"{training_split(first.config)} (corpus, protocol, fold): the ensemble's check needs test data "
+                "held out from every member; export the members of one fold together")
     return dataclasses.replace(first, members=tuple(sources))
 
 

@@ -132,3 +132,16 @@ def test_keep_float_reaches_the_layers_inside_every_member(members, mfcc_npy, tm
     assert card.extra["float_layers"] == ["attention_softmax"]
     still_int8 = [node["tensor"] for node in card.extra["xnnpack"]["undelegated"]]
     assert not [name for name in still_int8 if "attention_softmax" in name]  # both members' are float now
+
+
+def test_members_of_other_folds_are_refused(members, tmp_path):
+    import shutil
+
+    copies = []
+    for (path, _), fold in zip(members, ("speakers-03+08", "speakers-09+10")):
+        copy = tmp_path / path.name
+        shutil.copytree(path, copy)
+        (copy / "config.json").write_text(json.dumps({"corpus": "emodb", "folds": [fold]}))
+        copies.append(copy)
+    with pytest.raises(ModelFileError, match="speakers-09\\+10.*speakers-03\\+08.*one fold together"):
+        tflite.export_tflite(copies, output_dir=tmp_path / "out", log=lambda m: None)
