@@ -87,12 +87,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     table = [[r["features"], f"{100 * r['ua']:.1f}", " / ".join(f"{100 * u:.1f}" for u in r["ua_per_fold"])]
              for r in rows]
     markdown = (
-        f"# Linear probe on {corpus.name}: utterance MFCC statistics, speaker-independent\n\n"
+        f"# Linear probe on {corpus.name}: utterance feature statistics, speaker-independent\n\n"
         f"Command: `{payload['command']}`  \nCommit: `{payload['git_commit']}`\n\n"
-        f"Logistic regression (C {args.c}) on per-utterance mean and std of the {feature_config.feature_rows} feature rows "
+        f"Logistic regression (C {args.c}) on per-utterance mean and std of the {feature_config.feature_name} "
         f"(evaluation-hop segments; n_fft {feature_config.n_fft}, hop {feature_config.hop_length}, "
         f"{feature_config.n_mels} mel bands), {len(folds)} {args.protocol} folds, test UA (%).\n\n"
-        + markdown_table(["MFCC", "UA (%)", "per fold"], table)
+        + markdown_table(["normalisation", "UA (%)", "per fold"], table)
     )
     write_results(args.name, payload, markdown)
     print(markdown)

@@ -145,6 +145,12 @@ class FeatureConfig:
         return self.n_mfcc if self.representation == "mfcc" else self.n_mels
 
     @property
+    def feature_name(self) -> str:
+        """What the rows are, for reports: "13 MFCC" or "64 log-mel bands"."""
+        kind = "MFCC" if self.representation == "mfcc" else "log-mel bands"
+        return f"{self.feature_rows} {kind}"
+
+    @property
     def feature_shape(self) -> Tuple[int, int]:
         """Shape of one segment's features: (feature_rows, num_frames)."""
         return (self.feature_rows, self.num_frames)

@@ -49,6 +49,7 @@ def test_feature_config_round_trip_and_unknown_keys():
 def test_feature_config_log_mel_shape_and_round_trip():
     config = FeatureConfig(representation="log_mel", n_mels=64)
     assert config.feature_rows == 64 and config.feature_shape == (64, 63)
+    assert config.feature_name == "64 log-mel bands" and FeatureConfig().feature_name == "26 MFCC"
     assert config.to_dict()["representation"] == "log_mel"
     assert FeatureConfig.from_dict(config.to_dict()) == config
     # n_mfcc is unused for log-mel, so it cannot conflict with fewer bands
