@@ -110,11 +110,24 @@ def test_standardization_uses_the_given_statistics():
     np.testing.assert_allclose(out, (x - mean[:, None]) / np.sqrt(variance[:, None]), rtol=1e-4, atol=1e-4)
 
 
+def test_focus_prior_init_starts_the_attention_on_the_loudest_positions():
+    plain = build_model("fa", num_classes=4).get_layer("focus_attention")
+    strong_model = build_model("fa", num_classes=4, focus_prior_init=0.6)
+    strong = strong_model.get_layer("focus_attention")
+    positions = np.abs(np.random.default_rng(0).normal(size=(2, 90, 80))).astype("float32")
+    # The prior bias is (β/τ)·amplitude with τ = 1: positive and largest where loud, from step 0.
+    bias = keras.ops.convert_to_numpy(strong(positions))
+    np.testing.assert_allclose(bias[:, 0, 0], 0.6 * positions.max(axis=-1), rtol=1e-5)
+    assert np.all(keras.ops.convert_to_numpy(plain(positions)) == 0)  # the default starts as plain MHSA
+    rebuilt = keras.models.model_from_json(strong_model.to_json())  # the initial strength is part of the config
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(rebuilt.get_layer("focus_attention").beta), 0.6)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"variant": "transformer"}, {"num_classes": 1}, {"focus_form": "x"}, {"feature_mean": [0.0] * 3},
      {"focus_source": "waveform"}, {"focus_source": "energy", "focus_form": "gate"},
-     {"batch_norm_momentum": 1.0}],
+     {"batch_norm_momentum": 1.0}, {"focus_form": "gate", "focus_prior_init": 0.5}],
 )
 def test_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError, match="Received"):
