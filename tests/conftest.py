@@ -12,6 +12,7 @@ Real-data tests are marked `@pytest.mark.slow` (deselected by default, run with
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,27 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real corpora not found at {SHARED_DATA} (<repo>/../shared/data)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    """SERCAL_CACHE_DIR for the session (synthetic audio + features), restored afterwards."""
+    path = tmp_path_factory.mktemp("sercal_cache")
+    old = os.environ.get("SERCAL_CACHE_DIR")
+    os.environ["SERCAL_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("SERCAL_CACHE_DIR", None)
+    else:
+        os.environ["SERCAL_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def warm_cache(cache_dir):
+    """Generates the small corpus and its features once, so subprocesses find them cached."""
+    from training.config import TrainConfig
+    from training.trainer import load_data
+
+    config = TrainConfig(corpus_options={"num_speakers": 4, "utterances_per_class": 2})
+    load_data(config, log=lambda message: None).extract(log=lambda message: None)
+    return cache_dir

@@ -23,22 +23,13 @@ def test_the_ensemble_averages_probabilities_not_votes():
 
 
 @pytest.fixture(scope="module")
-def two_seed_runs(tmp_path_factory):
-    import os
-
+def two_seed_runs(warm_cache, tmp_path_factory):
     from training.fit import main as fit
 
-    cache = tmp_path_factory.mktemp("cache")
-    old = os.environ.get("SERCAL_CACHE_DIR")
-    os.environ["SERCAL_CACHE_DIR"] = str(cache)
     out = tmp_path_factory.mktemp("runs")
     for seed in (0, 1):
         assert fit(SMALL + ["--seeds", str(seed), "--output-dir", str(out / f"seed{seed}")]) == 0
-    yield sorted(out.glob("seed*"))  # one fold, one seed: each output dir is the run
-    if old is None:
-        os.environ.pop("SERCAL_CACHE_DIR", None)
-    else:
-        os.environ["SERCAL_CACHE_DIR"] = old
+    return sorted(out.glob("seed*"))  # one fold, one seed: each output dir is the run
 
 
 def test_main_reproduces_each_member_and_scores_the_ensemble(two_seed_runs, tmp_path):

@@ -23,20 +23,12 @@ def test_rules():
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    import os
-
+def run(warm_cache, tmp_path_factory):
     from training.fit import main as fit
 
-    old = os.environ.get("SERCAL_CACHE_DIR")
-    os.environ["SERCAL_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
     out = tmp_path_factory.mktemp("runs") / "run"
     assert fit(SMALL + ["--output-dir", str(out)]) == 0
-    yield out
-    if old is None:
-        os.environ.pop("SERCAL_CACHE_DIR", None)
-    else:
-        os.environ["SERCAL_CACHE_DIR"] = old
+    return out
 
 
 def test_every_epoch_is_kept_and_the_selected_one_is_the_model(run):

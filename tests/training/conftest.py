@@ -23,30 +23,6 @@ SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet"]
 
 
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory):
-    """SERCAL_CACHE_DIR for the session (synthetic audio + features), restored afterwards."""
-    path = tmp_path_factory.mktemp("sercal_cache")
-    old = os.environ.get("SERCAL_CACHE_DIR")
-    os.environ["SERCAL_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("SERCAL_CACHE_DIR", None)
-    else:
-        os.environ["SERCAL_CACHE_DIR"] = old
-
-
-@pytest.fixture(scope="session")
-def warm_cache(cache_dir):
-    """Generates the small corpus and its features once, so subprocesses find them cached."""
-    from training.config import TrainConfig
-    from training.trainer import load_data
-
-    config = TrainConfig(corpus_options={"num_speakers": 4, "utterances_per_class": 2})
-    load_data(config, log=lambda message: None).extract(log=lambda message: None)
-    return cache_dir
-
-
-@pytest.fixture(scope="session")
 def trained_run(warm_cache, tmp_path_factory):
     """One finished single run (first fold, 2 epochs) made with the CLI in-process."""
     from training.fit import main

@@ -135,7 +135,8 @@ def test_mixed_precision_trains_and_saves_a_float32_model(cache_dir, tmp_path):
     from training.fit import main
 
     out = tmp_path / "mp"
-    assert main(SMALL + ["--epochs", "1", "--mixed-precision", "--validation-fraction", "0", "--output-dir",
+    assert main(SMALL + ["--epochs", "1", "--mixed-precision", "--validation-fraction", "0", "--model-option",
+                         "head_dim=8", "--model-option", "num_heads=2", "--output-dir",
                          str(out)]) == 0
     import keras
 
