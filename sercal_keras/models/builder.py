@@ -77,8 +77,9 @@ def build_model(
             input's MFCC c0, i.e. frame log-energy, via `InputEnergy`).
         focus_prior_init: initial per-head strength `β` of the `"prior"`
             (0 = the adopted identity start, i.e. plain MHSA at step 0; e.g.
-            0.6 starts the model attending ~7× more to the loudest position
-            of a segment than to the quietest). Still learned.
+            0.6 with the amplitude range of ~3.3 seen on EmoDB gives the
+            loudest position of a segment ~7× the attention odds of the
+            quietest). Still learned.
         calibration_form: `"se"` (adopted: SE gate over heads) or `"conv"`
             (first attempt: per-position sigmoid Conv1D).
         calibration_context: None (one weight per head) or an odd window of
@@ -105,6 +106,10 @@ def build_model(
         raise ValueError(f"focus_source must be one of {FOCUS_SOURCES}. Received: focus_source={focus_source!r}")
     if focus_source != "cnn" and focus_form != "prior":
         raise ValueError(f"focus_source={focus_source!r} needs focus_form='prior'. Received: focus_form={focus_form!r}")
+    if isinstance(focus_prior_init, bool) or not isinstance(focus_prior_init, (int, float)) or not np.isfinite(
+        focus_prior_init
+    ):
+        raise ValueError(f"focus_prior_init must be a finite number. Received: focus_prior_init={focus_prior_init!r}")
     if focus_prior_init != 0.0 and focus_form != "prior":
         raise ValueError(
             f"focus_prior_init needs focus_form='prior'. Received: focus_form={focus_form!r}, "

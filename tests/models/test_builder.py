@@ -127,7 +127,8 @@ def test_focus_prior_init_starts_the_attention_on_the_loudest_positions():
     "kwargs",
     [{"variant": "transformer"}, {"num_classes": 1}, {"focus_form": "x"}, {"feature_mean": [0.0] * 3},
      {"focus_source": "waveform"}, {"focus_source": "energy", "focus_form": "gate"},
-     {"batch_norm_momentum": 1.0}, {"focus_form": "gate", "focus_prior_init": 0.5}],
+     {"batch_norm_momentum": 1.0}, {"focus_form": "gate", "focus_prior_init": 0.5},
+     {"focus_prior_init": "strong"}, {"focus_prior_init": float("nan")}],
 )
 def test_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError, match="Received"):
