@@ -20,6 +20,11 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
 
+#: The small synthetic corpus of the fast tests (4 speakers × 4 classes × 2 utterances), as
+#: corpus options and as `training.fit` flags; `warm_cache` extracts exactly this one.
+SMALL_CORPUS_OPTIONS = {"num_speakers": 4, "utterances_per_class": 2}
+SMALL_CORPUS = [arg for key, value in SMALL_CORPUS_OPTIONS.items() for arg in ("--corpus-option", f"{key}={value}")]
+
 requires_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(),
     reason=f"real corpora not found at {SHARED_DATA} (<repo>/../shared/data)",
@@ -60,6 +65,6 @@ def warm_cache(cache_dir):
     from training.config import TrainConfig
     from training.trainer import load_data
 
-    config = TrainConfig(corpus_options={"num_speakers": 4, "utterances_per_class": 2})
+    config = TrainConfig(corpus_options=SMALL_CORPUS_OPTIONS)
     load_data(config, log=lambda message: None).extract(log=lambda message: None)
     return cache_dir

@@ -5,9 +5,9 @@ import pytest
 
 from benchmarks.seed_ensemble import ensemble_scores, main
 from sercal_keras.data import SegmentSet
+from tests.conftest import SMALL_CORPUS
 
-SMALL = ["--corpus-option", "num_speakers=4", "--corpus-option", "utterances_per_class=2",
-         "--batch-size", "8", "--quiet", "--epochs", "1", "--folds", "0"]
+SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--epochs", "1", "--folds", "0"]
 
 
 def test_the_ensemble_averages_probabilities_not_votes():

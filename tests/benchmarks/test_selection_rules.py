@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from benchmarks.selection_rules import current_rule, first_drop_epoch, late_rule, main
+from tests.conftest import SMALL_CORPUS
 
-SMALL = ["--corpus-option", "num_speakers=4", "--corpus-option", "utterances_per_class=2",
-         "--batch-size", "8", "--quiet", "--folds", "0", "--epochs", "3", "--keep-epoch-weights"]
+SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--folds", "0", "--epochs", "3", "--keep-epoch-weights"]
 
 
 def test_rules():

@@ -3,7 +3,8 @@
 Everything uses the synthetic corpus reduced to 4 speakers × 4 classes × 2
 utterances (32 files, ~50 training segments), a few epochs and small batches,
 with the generated audio and the features cached in one temporary folder for
-the whole session.
+the whole session (`SMALL_CORPUS`, `cache_dir` and `warm_cache` live in
+tests/conftest.py, shared with the benchmark tests).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SMALL_CORPUS  # re-exported: the training tests import it from here
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SMALL_CORPUS = ["--corpus-option", "num_speakers=4", "--corpus-option", "utterances_per_class=2"]
 SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet"]
 
 
