@@ -129,6 +129,8 @@ def explicit_support(model) -> Optional[str]:
         return "the attention is not MultiHeadSelfAttention (e.g. the head_fusion baseline)"
     if "focus_attention" in layers and not isinstance(layers["focus_attention"], FocusAttention):
         return "Focus-Attention is the first-attempt feature gate"
+    if "attention_residual_2" in layers:
+        return "the model has more than one attention block (attention_blocks > 1)"
     if "input_energy" in layers:
         return "Focus-Attention reads the input energy (focus_source='energy')"
     if "calibration_attention" in layers:

@@ -341,7 +341,8 @@ FLAGS = {
 }
 #: `build_model` keyword arguments a config may set through `model_options`.
 MODEL_OPTIONS = ("num_heads", "head_dim", "attention_dropout", "focus_form", "focus_source",
-                 "focus_prior_init", "calibration_form", "calibration_context", "batch_norm_momentum")
+                 "focus_prior_init", "calibration_form", "calibration_context", "batch_norm_momentum",
+                 "attention_blocks")
 
 
 def flag(field: str) -> str:

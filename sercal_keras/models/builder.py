@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Optional, Sequence
 
 import keras
@@ -47,6 +48,7 @@ def build_model(
     calibration_form: str = "se",
     calibration_context: Optional[int] = None,
     batch_norm_momentum: float = 0.99,
+    attention_blocks: int = 1,
     name: Optional[str] = None,
 ) -> keras.Model:
     """Builds the functional CNN + attention model for MFCC segments.
@@ -57,6 +59,8 @@ def build_model(
     `F·T` time–frequency positions → [FocusAttention bias] → multi-head
     self-attention (per-head outputs) → [CalibrationAttention] → output
     projection → ReLU → global average pooling → [dropout] → softmax.
+    With `attention_blocks > 1` the attention block (with its FA and CA) is
+    repeated on its own output as residual blocks that start as the identity.
 
     Args:
         variant: one of `VARIANTS`: `"fa_ca"` (paper preset: FA + CA + MHSA),
@@ -87,6 +91,12 @@ def build_model(
         batch_norm_momentum: momentum of the backbone's BatchNorm moving
             statistics (Keras' default 0.99; 0.9 is PyTorch's default, and
             follows the weights faster when an epoch has few steps).
+        attention_blocks: int, how many attention blocks (each with the
+            variant's FA and CA) follow the backbone. The first is the paper's;
+            each further one adds its output projection to its input
+            (residual) and starts with that projection at zero, so the model
+            starts as the one-block model. Layer names of block k ≥ 2 end in
+            `_k` (`focus_attention_2`, ...).
         name: model name; defaults to `sercal_<variant>`.
 
     Returns:
@@ -121,6 +131,8 @@ def build_model(
         )
     if not 0 <= batch_norm_momentum < 1:
         raise ValueError(f"batch_norm_momentum must lie in [0, 1). Received: batch_norm_momentum={batch_norm_momentum}")
+    if isinstance(attention_blocks, bool) or not isinstance(attention_blocks, int) or attention_blocks < 1:
+        raise ValueError(f"attention_blocks must be an int >= 1. Received: attention_blocks={attention_blocks!r}")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2. Received: num_classes={num_classes}")
     n_mfcc, frames = (int(d) for d in input_shape)
@@ -143,36 +155,64 @@ def build_model(
     _, height, width, channels = x.shape
     positions = keras.layers.Reshape((height * width, channels), name="positions")(x)
 
-    attention_bias = None
-    if use_focus and focus_form == "gate":
-        positions = FeatureGateFocus(name="focus_attention")(positions)
-    elif use_focus:
-        amplitude = None
-        if focus_source == "energy":
-            amplitude = InputEnergy(grid=(height, width), name="input_energy")(standardized)
-        attention_bias = FocusAttention(
-            num_heads=num_heads,
-            beta_initializer=keras.initializers.Constant(float(focus_prior_init)),
-            name="focus_attention",
-        )(positions, amplitude=amplitude)
-
-    if attention == "head_fusion":
-        heads = HeadFusionAttention(num_heads=num_heads, head_dim=head_dim, name="head_fusion_attention")(positions)
-    else:
-        heads = MultiHeadSelfAttention(
-            num_heads=num_heads, head_dim=head_dim, dropout=attention_dropout, name="self_attention"
-        )(positions, attention_bias=attention_bias)
-
-    if use_calibration and calibration_form == "conv":
-        heads = ConvCalibration(name="calibration_attention")(heads)
-    elif use_calibration:
-        heads = CalibrationAttention(context_size=calibration_context, name="calibration_attention")(heads)
-
-    x = keras.layers.EinsumDense("bnhd,hdc->bnc", output_shape=(height * width, channels), bias_axes="c",
-                                 name="attention_output")(heads)
-    x = keras.layers.ReLU(name="attention_relu")(x)
+    energy = None
+    if use_focus and focus_form == "prior" and focus_source == "energy":
+        energy = InputEnergy(grid=(height, width), name="input_energy")(standardized)
+    block = functools.partial(
+        _attention_block, attention=attention, use_focus=use_focus, use_calibration=use_calibration,
+        num_heads=num_heads, head_dim=head_dim, attention_dropout=attention_dropout, focus_form=focus_form,
+        energy=energy, focus_prior_init=focus_prior_init, calibration_form=calibration_form,
+        calibration_context=calibration_context,
+    )
+    x = block(positions, suffix="")
+    for index in range(2, attention_blocks + 1):
+        x = block(x, suffix=f"_{index}")
     x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="classifier", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name or f"sercal_{variant}")
+
+
+def _attention_block(positions, suffix: str, attention: str, use_focus: bool, use_calibration: bool,
+                     num_heads: int, head_dim: int, attention_dropout: float, focus_form: str, energy,
+                     focus_prior_init: float, calibration_form: str, calibration_context: Optional[int]):
+    """[FA] → attention → [CA] → output projection, over `(batch, positions, channels)`.
+
+    The first block (`suffix=""`) ends in a ReLU, as in the paper. A further
+    block adds its projection to its input instead, with the projection
+    starting at zero: it starts as the identity, and no ReLU sits on the
+    residual branch (a ReLU at exactly 0 would pass no gradient to it).
+    """
+    channels = positions.shape[-1]
+    first = not suffix
+    attention_bias = None
+    x = positions
+    if use_focus and focus_form == "gate":
+        x = FeatureGateFocus(name=f"focus_attention{suffix}")(x)
+    elif use_focus:
+        attention_bias = FocusAttention(
+            num_heads=num_heads,
+            beta_initializer=keras.initializers.Constant(float(focus_prior_init)),
+            name=f"focus_attention{suffix}",
+        )(x, amplitude=energy)
+
+    if attention == "head_fusion":
+        heads = HeadFusionAttention(num_heads=num_heads, head_dim=head_dim, name=f"head_fusion_attention{suffix}")(x)
+    else:
+        heads = MultiHeadSelfAttention(
+            num_heads=num_heads, head_dim=head_dim, dropout=attention_dropout, name=f"self_attention{suffix}"
+        )(x, attention_bias=attention_bias)
+
+    if use_calibration and calibration_form == "conv":
+        heads = ConvCalibration(name=f"calibration_attention{suffix}")(heads)
+    elif use_calibration:
+        heads = CalibrationAttention(context_size=calibration_context, name=f"calibration_attention{suffix}")(heads)
+
+    projection = keras.layers.EinsumDense(
+        "bnhd,hdc->bnc", output_shape=(positions.shape[1], channels), bias_axes="c",
+        kernel_initializer="glorot_uniform" if first else "zeros", name=f"attention_output{suffix}",
+    )(heads)
+    if first:
+        return keras.layers.ReLU(name="attention_relu")(projection)
+    return keras.layers.Add(name=f"attention_residual{suffix}")([positions, projection])

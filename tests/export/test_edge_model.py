@@ -31,6 +31,9 @@ def _perturbed(variant: str, **options):
         excite = model.get_layer("calibration_attention").excite_dense
         excite.kernel.assign(rng.normal(0, 1.0, excite.kernel.shape))
         excite.bias.assign(np.array([1.0, -2.0], np.float32))
+    if "attention_output_2" in names:  # a second block that is not the identity
+        second = model.get_layer("attention_output_2")
+        second.kernel.assign(rng.normal(0, 0.1, second.kernel.shape))
     return model, x
 
 
@@ -47,7 +50,8 @@ def test_explicit_graph_matches_keras(variant):
 
 
 @pytest.mark.parametrize("options, reason", [({"focus_source": "energy"}, "input energy"),
-                                             ({"calibration_context": 3}, "local context")])
+                                             ({"calibration_context": 3}, "local context"),
+                                             ({"attention_blocks": 2}, "more than one attention block")])
 def test_forms_outside_the_explicit_graph_fall_back_and_convert_to_int8(options, reason):
     from export import convert
 

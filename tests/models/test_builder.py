@@ -123,12 +123,40 @@ def test_focus_prior_init_starts_the_attention_on_the_loudest_positions():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(rebuilt.get_layer("focus_attention").beta), 0.6)
 
 
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_further_attention_blocks_repeat_the_variant_and_start_as_the_identity(variant):
+    one = build_model(variant, num_classes=4)
+    three = build_model(variant, num_classes=4, attention_blocks=3)
+    types = [type(layer).__name__ for layer in three.layers if type(layer).__name__ in ALL_ATTENTION]
+    assert sorted(types) == sorted(list(ATTENTION_LAYERS[variant]) * 3)
+    assert three.get_layer("attention_residual_3").output.shape[1:] == (90, 80)
+    for layer in one.layers:  # the shared layers keep their names: copy the one-block model's weights
+        three.get_layer(layer.name).set_weights(layer.get_weights())
+    x, _ = _batch(4)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(three(x)), keras.ops.convert_to_numpy(one(x)), atol=1e-6)
+
+
+def test_a_further_attention_block_learns_from_its_identity_start():
+    import tensorflow as tf
+
+    model = build_model("fa_ca", num_classes=4, attention_blocks=2)
+    x, y = _batch(8)
+    with tf.GradientTape() as tape:
+        loss = keras.losses.sparse_categorical_crossentropy(y, model(x, training=True))
+    projection = model.get_layer("attention_output_2")
+    grads = tape.gradient(loss, [projection.kernel, model.get_layer("self_attention_2").trainable_weights[0]])
+    assert float(tf.reduce_max(tf.abs(grads[0]))) > 0  # the zero projection is not stuck
+    # the block's attention itself only gets a gradient once the projection has moved off zero
+    assert grads[1] is None or float(tf.reduce_max(tf.abs(grads[1]))) == 0
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"variant": "transformer"}, {"num_classes": 1}, {"focus_form": "x"}, {"feature_mean": [0.0] * 3},
      {"focus_source": "waveform"}, {"focus_source": "energy", "focus_form": "gate"},
      {"batch_norm_momentum": 1.0}, {"focus_form": "gate", "focus_prior_init": 0.5},
-     {"focus_prior_init": "strong"}, {"focus_prior_init": float("nan")}],
+     {"focus_prior_init": "strong"}, {"focus_prior_init": float("nan")}, {"attention_blocks": 0},
+     {"attention_blocks": 1.5}, {"attention_blocks": True}],
 )
 def test_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError, match="Received"):
@@ -137,8 +165,12 @@ def test_rejects_bad_arguments(kwargs):
 
 def test_saved_models_load_in_a_fresh_process_with_identical_predictions(tmp_path):
     x, _ = _batch(3)
-    for variant in sorted(VARIANTS) + ["gate_conv", "fa_ca_energy"]:
-        if variant == "gate_conv":
+    for variant in sorted(VARIANTS) + ["gate_conv", "fa_ca_energy", "fa_ca_2blocks"]:
+        if variant == "fa_ca_2blocks":
+            model = build_model("fa_ca", num_classes=4, attention_blocks=2)
+            model.get_layer("attention_output_2").set_weights(
+                [w + 0.05 for w in model.get_layer("attention_output_2").get_weights()])
+        elif variant == "gate_conv":
             model = build_model("fa_ca", focus_form="gate", calibration_form="conv", calibration_context=None)
         elif variant == "fa_ca_energy":
             model = build_model("fa_ca", num_classes=4, focus_source="energy", calibration_context=3)
@@ -146,7 +178,8 @@ def test_saved_models_load_in_a_fresh_process_with_identical_predictions(tmp_pat
             model = build_model(variant, num_classes=4, feature_mean=np.arange(26.0))
         # Move the identity-start weights so the round trip is not trivially equal.
         for layer in model.layers:
-            if layer.name in ("focus_attention", "calibration_attention"):
+            if layer.name in ("focus_attention", "calibration_attention", "focus_attention_2",
+                              "calibration_attention_2"):
                 layer.set_weights([w + 0.3 for w in layer.get_weights()])
         model.save(tmp_path / f"{variant}.keras")
         np.save(tmp_path / f"{variant}.npy", keras.ops.convert_to_numpy(model(x)))
@@ -167,4 +200,4 @@ def test_saved_models_load_in_a_fresh_process_with_identical_predictions(tmp_pat
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("ok ") == len(VARIANTS) + 2
+    assert result.stdout.count("ok ") == len(VARIANTS) + 3

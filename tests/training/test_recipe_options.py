@@ -25,13 +25,16 @@ def test_model_options_reach_the_builder(tmp_path):
     from training.trainer import build_and_compile
 
     config = config_from_args(["--model-option", "calibration_context=5", "--model-option", "focus_source=energy",
-                               "--model-option", "focus_prior_init=0.6"])
-    assert config.model_options == {"calibration_context": 5, "focus_source": "energy", "focus_prior_init": 0.6}
+                               "--model-option", "focus_prior_init=0.6", "--model-option", "attention_blocks=2"])
+    assert config.model_options == {"calibration_context": 5, "focus_source": "energy", "focus_prior_init": 0.6,
+                                    "attention_blocks": 2}
     assert TrainConfig.from_dict({"model_options": "{calibration_context: 3}"}).model_options == {"calibration_context": 3}
     model = build_and_compile(config, 4, None, None, (26, 63), compile_model=False)
     assert model.get_layer("calibration_attention").context_size == 5
     assert model.get_layer("input_energy").grid == (6, 15)
     np.testing.assert_allclose(np.asarray(model.get_layer("focus_attention").beta), 0.6)
+    np.testing.assert_allclose(np.asarray(model.get_layer("focus_attention_2").beta), 0.6)
+    assert model.get_layer("calibration_attention_2").context_size == 5
 
 
 def test_bad_model_option_fails_before_the_run_directory(warm_cache, capsys, tmp_path):
