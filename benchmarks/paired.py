@@ -86,7 +86,13 @@ def _runs_of(spec: str) -> Dict[Key, float]:
     path, _, variant = spec.rpartition(":")
     if not path:
         raise SystemExit(f"expected RESULTS.json:VARIANT, got {spec!r}")
-    payload = json.loads(Path(path).read_text())
+    if not Path(path).is_file():
+        raise SystemExit(f"{path} does not exist: run the benchmark that writes it first "
+                         "(python -m benchmarks.accuracy ... --name NAME writes benchmarks/results/NAME.json)")
+    try:
+        payload = json.loads(Path(path).read_text())
+    except ValueError as error:
+        raise SystemExit(f"{path} is not a results JSON file ({error})") from None
     if "rows" in payload and "variants" not in payload:  # a seed_ensemble result
         if variant != ENSEMBLE:
             raise SystemExit(f"{path} is a seed-ensemble result: write {path}:{ENSEMBLE}")

@@ -178,6 +178,18 @@ def test_paired_cli_pools_couples_without_mixing_their_pairs(tmp_path, capsys):
         paired.main([f"{a}:fa_ca", f"{a}:mhsa", f"{b}:fa_ca"])
 
 
+def test_paired_cli_names_a_missing_or_unreadable_results_file(tmp_path):
+    from benchmarks import paired
+
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps(_payload({"mhsa": {("f1", 0): 0.6, ("f2", 0): 0.7}})))
+    with pytest.raises(SystemExit, match=r"missing\.json does not exist: run the benchmark"):
+        paired.main([f"{tmp_path / 'missing.json'}:mhsa", f"{a}:mhsa"])
+    (tmp_path / "broken.json").write_text('{"variants": ')  # e.g. a file cut short
+    with pytest.raises(SystemExit, match=r"broken\.json is not a results JSON file"):
+        paired.main([f"{tmp_path / 'broken.json'}:mhsa", f"{a}:mhsa"])
+
+
 def test_paired_cli_pairs_two_seed_ensembles_by_fold(tmp_path, capsys):
     from benchmarks import paired
 
