@@ -129,6 +129,8 @@ def main(argv=None) -> int:
                "NAME.json:ensemble (one pair per fold).")
     parser.add_argument("specs", nargs="+", metavar="RESULTS.json:VARIANT",
                         help="CANDIDATE BASELINE [CANDIDATE BASELINE ...]")
+    parser.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                        help="pair only the runs of these seeds (e.g. the seeds run after a screen chose the idea)")
     args = parser.parse_args(argv)
     if len(args.specs) % 2:
         parser.error(f"expected CANDIDATE BASELINE couples, got {len(args.specs)} spec(s): add the missing baseline")
@@ -137,6 +139,8 @@ def main(argv=None) -> int:
     pooled_baseline: Dict[Key, float] = {}
     for index, (candidate_spec, baseline_spec) in enumerate(couples):
         candidate, baseline = _runs_of(candidate_spec), _runs_of(baseline_spec)
+        if args.seeds is not None:
+            candidate = {key: v for key, v in candidate.items() if key[1] in args.seeds}
         result = paired_difference(candidate, baseline)
         if len(couples) > 1:
             shown = _line(result) if result["n"] >= 2 else f"{result['n']} common pair(s)"

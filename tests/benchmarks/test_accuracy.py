@@ -161,6 +161,19 @@ def test_paired_cli_compares_two_results_files(tmp_path, capsys):
     assert "ΔUA +3.3 pp" in out and "2/3 wins" in out and "UA over these pairs 60.0 ± 10.0 vs 56.7 ± 5.8 %" in out
 
 
+def test_paired_cli_restricts_pairs_to_the_given_seeds(tmp_path, capsys):
+    from benchmarks import paired
+
+    # Seed 0 chose the idea (+20); the declared primary is the later seeds only (−5, +15).
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(_payload({"mhsa": {("f1", 0): 0.8, ("f1", 1): 0.55, ("f1", 2): 0.75}})))
+    b.write_text(json.dumps(_payload({"mhsa": {("f1", 0): 0.6, ("f1", 1): 0.6, ("f1", 2): 0.6}})))
+    assert paired.main([f"{a}:mhsa", f"{b}:mhsa", "--seeds", "1", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "ΔUA +5.0 pp" in out and "1/2 wins" in out
+    assert paired.main([f"{a}:mhsa", f"{b}:mhsa", "--seeds", "3"]) == 1
+
+
 def test_paired_cli_pools_couples_without_mixing_their_pairs(tmp_path, capsys):
     from benchmarks import paired
 
