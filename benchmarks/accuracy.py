@@ -195,8 +195,8 @@ def merge_with_previous(payload: Dict[str, Any], previous: Dict[str, Any], sourc
     A grid can grow over sittings (and machines): `--variants fa ca`, or `--seeds 1 2`,
     next to an earlier `mhsa fa_ca` seed-0 file gives one table and paired comparisons
     over all runs. A (variant, fold, seed) run now replaces its earlier record; the
-    earlier runs kept are listed with the command and commit that produced them
-    (`sources`).
+    earlier runs kept are listed with the command, commit and machine that produced them
+    (`sources`; the machine of a pair matters, see experiments.md #29).
 
     Raises:
         ConfigError: the earlier file used another corpus, protocol or recipe.
@@ -216,7 +216,8 @@ def merge_with_previous(payload: Dict[str, Any], previous: Dict[str, Any], sourc
         if not kept:
             continue
         sources = earlier.get("sources") or [
-            {"command": previous["command"], "git_commit": previous["git_commit"], "runs": len(kept)}]
+            {"command": previous["command"], "git_commit": previous["git_commit"], "runs": len(kept),
+             "machine": previous.get("machine", {}).get("cpu", "–")}]
         runs = (current["runs"] if current else []) + kept
         segment = None  # from the per-run segment scores (n counts the runs that carry them)
         if len(kept) == len(earlier["runs"]) and any("segment_ua" not in r for r in kept):
@@ -301,13 +302,13 @@ def to_markdown(payload: Dict[str, Any]) -> str:
     lines.append(markdown_table(["variant", *(f"seed {s}" for s in seeds)], [
         [v, *(f"{100 * r['ua_per_seed'][s]:.1f}" if s in r["ua_per_seed"] else "–" for s in seeds)]
         for v, r in payload["variants"].items()]))
-    carried = [[v, s["runs"], f"`{s['command']}`", f"`{s['git_commit']}`"]
+    carried = [[v, s["runs"], f"`{s['command']}`", f"`{s['git_commit']}`", s.get("machine", "–")]
                for v, r in payload["variants"].items() for s in r.get("sources", [])]
     if carried:
         lines += ["## Runs carried over from earlier sittings", "",
                   "Same corpus, protocol and recipe; the tables and paired comparisons use their stored "
                   "per-run scores.", ""]
-        lines.append(markdown_table(["variant", "runs", "command", "commit"], carried))
+        lines.append(markdown_table(["variant", "runs", "command", "commit", "machine"], carried))
     lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in payload["versions"].items()), ""]
     return "\n".join(lines)
 

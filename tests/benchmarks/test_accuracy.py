@@ -87,12 +87,13 @@ def test_merge_carries_earlier_variants_and_pairs_them_with_the_earlier_baseline
     now = _payload({"ca": {("f1", 0): 0.7, ("f2", 0): 0.6}})
     merged = accuracy.merge_with_previous(now, earlier, "earlier.json")
     assert list(merged["variants"]) == ["mhsa", "fa_ca", "ca"]  # canonical order, baseline first
-    assert merged["variants"]["mhsa"]["sources"] == [{"command": earlier["command"], "git_commit": "abc1234", "runs": 2}]
+    assert merged["variants"]["mhsa"]["sources"] == [
+        {"command": earlier["command"], "git_commit": "abc1234", "runs": 2, "machine": "test"}]
     assert "sources" not in merged["variants"]["ca"]
     assert merged["paired_vs_mhsa"]["ca"]["ua"]["mean"] == pytest.approx(0.1)
     assert merged["paired_vs_mhsa"]["fa_ca"]["ua"]["mean"] == pytest.approx(0.025)
     markdown = accuracy.to_markdown(merged)
-    assert "carried over" in markdown and earlier["command"] in markdown
+    assert "carried over" in markdown and f"| `{earlier['command']}` | `abc1234` | test |" in markdown
 
 
 def test_merge_refuses_a_grid_with_another_recipe():
