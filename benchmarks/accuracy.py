@@ -194,9 +194,11 @@ def merge_with_previous(payload: Dict[str, Any], previous: Dict[str, Any], sourc
 
     A grid can grow over sittings (and machines): `--variants fa ca`, or `--seeds 1 2`,
     next to an earlier `mhsa fa_ca` seed-0 file gives one table and paired comparisons
-    over all runs. A (variant, fold, seed) run now replaces its earlier record; the
-    earlier runs kept are listed with the command, commit and machine that produced them
-    (`sources`; the machine of a pair matters, see experiments.md #29).
+    over all runs. A (variant, fold, seed) run now replaces its earlier record. Every run
+    kept records the command, commit and machine that produced it (`source`), and each
+    variant lists them grouped (`sources`; the machine of a pair matters, experiments.md
+    #29). Runs of files written before per-run sources get theirs from the earlier
+    file's commands by `--variants` and `--seeds` (`earlier_run_source`).
 
     Raises:
         ConfigError: the earlier file used another corpus, protocol or recipe.
@@ -212,24 +214,75 @@ def merge_with_previous(payload: Dict[str, Any], previous: Dict[str, Any], sourc
     for variant, earlier in previous["variants"].items():
         current = variants.get(variant)
         done = {(r["fold"], int(r["seed"])) for r in current["runs"]} if current else set()
-        kept = [r for r in earlier["runs"] if (r["fold"], int(r["seed"])) not in done]
+        kept = [{**r, "source": earlier_run_source(r, variant, earlier, previous)}
+                for r in earlier["runs"] if (r["fold"], int(r["seed"])) not in done]
         if not kept:
             continue
-        sources = earlier.get("sources") or [
-            {"command": previous["command"], "git_commit": previous["git_commit"], "runs": len(kept),
-             "machine": previous.get("machine", {}).get("cpu", "–")}]
-        runs = (current["runs"] if current else []) + kept
+        now = [{**r, "source": run_source(payload)} for r in current["runs"]] if current else []
         segment = None  # from the per-run segment scores (n counts the runs that carry them)
         if len(kept) == len(earlier["runs"]) and any("segment_ua" not in r for r in kept):
             # records that predate per-run segment scores: pool their stored statistics (exact)
             segment = {m: _pooled([earlier["segment"][m], *([current["segment"][m]] if current else [])])
                        for m in METRICS}
-        variants[variant] = {**variant_record(runs, segment), "new_runs": current["new_runs"] if current else 0,
-                             "sources": sources}
+        variants[variant] = {**variant_record(now + kept, segment), "new_runs": current["new_runs"] if current else 0,
+                             "sources": grouped_sources(kept)}
     ordered = sorted(variants, key=lambda v: VARIANT_ORDER.index(v) if v in VARIANT_ORDER else len(VARIANT_ORDER))
     variants = {v: variants[v] for v in ordered}
     seeds = sorted({s for r in variants.values() for s in _seeds(r)})
     return {**payload, "seeds": seeds, "variants": variants, "paired_vs_mhsa": paired_vs_baseline(variants)}
+
+
+UNRECORDED = {"command": "not recorded", "git_commit": "–", "machine": "–"}
+
+
+def run_source(payload: Dict[str, Any]) -> Dict[str, str]:
+    """The command, commit and machine of a results file: the source of the runs it scored."""
+    return {"command": payload["command"], "git_commit": payload["git_commit"],
+            "machine": (payload.get("machine") or {}).get("cpu", "–")}
+
+
+def earlier_run_source(run: Dict[str, Any], variant: str, record: Dict[str, Any],
+                       previous: Dict[str, Any]) -> Dict[str, str]:
+    """Which command produced a run of an earlier results file.
+
+    Its own `source` where it has one; otherwise the newest of the file's commands
+    (its own, then its carried `sources`) whose `--variants` and `--seeds` include the
+    run; `UNRECORDED` where none does (a file merged before sources were kept per run
+    may have lost an intermediate command).
+    """
+    if "source" in run:
+        return run["source"]
+    if not record.get("sources"):
+        return run_source(previous)  # nothing carried: the file's own command scored every run
+    candidates = [run_source(previous), *({k: v for k, v in s.items() if k != "runs"} for s in record["sources"])]
+    for candidate in candidates:
+        variants, seeds = _command_list(candidate["command"], "--variants"), _command_list(candidate["command"], "--seeds")
+        if (variants is None or variant in variants) and (seeds is None or str(run["seed"]) in seeds):
+            return {"machine": "–", **candidate}
+    return dict(UNRECORDED)
+
+
+def _command_list(command: str, option: str) -> Optional[list]:
+    """The values after `option` in a command line (None when the option is absent)."""
+    tokens = command.split()
+    if option not in tokens:
+        return None
+    values = []
+    for token in tokens[tokens.index(option) + 1:]:
+        if token.startswith("--"):
+            break
+        values.append(token)
+    return values
+
+
+def grouped_sources(runs: Sequence[Dict[str, Any]]) -> list:
+    """The runs' sources, each once with its number of runs, in order of first appearance."""
+    groups: Dict[str, Dict[str, Any]] = {}
+    for run in runs:
+        source = run["source"]
+        key = json.dumps(source, sort_keys=True)
+        groups.setdefault(key, {**source, "runs": 0})["runs"] += 1
+    return list(groups.values())
 
 
 def plot_ua_per_variant(payload: Dict[str, Any], path: Path) -> Path:

@@ -96,6 +96,37 @@ def test_merge_carries_earlier_variants_and_pairs_them_with_the_earlier_baseline
     assert "carried over" in markdown and f"| `{earlier['command']}` | `abc1234` | test |" in markdown
 
 
+def test_merge_over_three_sittings_attributes_every_run_to_the_command_that_produced_it():
+    first = _payload({"mhsa": {("f1", 0): 0.5, ("f2", 0): 0.6}})
+    first.update(command="python -m benchmarks.accuracy --variants mhsa --seeds 0", git_commit="aaa")
+    second = _payload({"mhsa": {("f1", 1): 0.7, ("f2", 1): 0.8}})
+    second.update(command="python -m benchmarks.accuracy --variants mhsa --seeds 1", git_commit="bbb",
+                  machine={"cpu": "other", "cpu_count": 2})
+    merged = accuracy.merge_with_previous(second, first, "x.json")
+    third = _payload({"mhsa": {("f1", 0): 0.55, ("f2", 0): 0.65}})  # seed 0 rerun: replaces the first sitting
+    third.update(command="python -m benchmarks.accuracy --variants mhsa --seeds 0", git_commit="ccc")
+    final = accuracy.merge_with_previous(third, json.loads(json.dumps(merged)), "x.json")
+    assert final["variants"]["mhsa"]["sources"] == [
+        {"command": second["command"], "git_commit": "bbb", "machine": "other", "runs": 2}]
+    by_run = {(r["fold"], r["seed"]): r["source"]["git_commit"] for r in final["variants"]["mhsa"]["runs"]}
+    assert by_run == {("f1", 0): "ccc", ("f2", 0): "ccc", ("f1", 1): "bbb", ("f2", 1): "bbb"}
+    assert "| mhsa | 2 | `python -m benchmarks.accuracy --variants mhsa --seeds 1` | `bbb` | other |" in (
+        accuracy.to_markdown(final))
+
+
+def test_runs_of_files_without_per_run_sources_are_matched_to_commands_by_variants_and_seeds():
+    earlier = _payload({"mhsa": {("f1", 0): 0.5, ("f1", 1): 0.6, ("f1", 2): 0.7}})
+    earlier["command"] = "python -m benchmarks.accuracy --variants mhsa --seeds 2 --epochs 30"
+    earlier["variants"]["mhsa"]["sources"] = [  # the way older files recorded them: no machine, no per-run source
+        {"command": "python -m benchmarks.accuracy --variants mhsa fa_ca --seeds 0 --epochs 30", "git_commit": "old",
+         "runs": 2}]
+    record = earlier["variants"]["mhsa"]
+    sources = {r["seed"]: accuracy.earlier_run_source(r, "mhsa", record, earlier) for r in record["runs"]}
+    assert sources[2]["git_commit"] == "abc1234" and sources[2]["machine"] == "test"
+    assert sources[0] == {"command": record["sources"][0]["command"], "git_commit": "old", "machine": "–"}
+    assert sources[1] == accuracy.UNRECORDED  # seed 1's command was lost by an older merge: said, not guessed
+
+
 def test_merge_refuses_a_grid_with_another_recipe():
     from sercal_keras.errors import ConfigError
 
