@@ -24,13 +24,22 @@ def library_versions() -> Dict[str, str]:
     return versions
 
 
+# Tracked files that cannot change a result: a benchmark series rewrites its own result files
+# between runs, and docs get edited meanwhile; neither makes the code "dirty".
+NOT_CODE = (":(exclude)benchmarks/results", ":(exclude)*.md")
+
+
 def git_commit(root: Path = REPO_ROOT) -> str:
-    """The checkout's short commit (`-dirty` with changes to tracked files), or `unknown`."""
+    """The checkout's short commit, or `unknown`.
+
+    `-dirty` is appended when tracked files that can change a result differ from
+    the commit (result files under `benchmarks/results/` and Markdown do not count).
+    """
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
                                 text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *NOT_CODE],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
