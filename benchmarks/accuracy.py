@@ -93,6 +93,7 @@ def run_grid(args) -> Dict[str, Any]:
     from training.cross_validation import run_cross_validation
 
     started = time.time()
+    source = provenance("benchmarks.accuracy")  # the commit whose code trains, not the one at the end
     per_variant, new_runs, config_identity = {}, {}, {}
     for variant in args.variants:
         config = _train_config(args, variant)
@@ -103,19 +104,22 @@ def run_grid(args) -> Dict[str, Any]:
             1 for r in summary["runs"] if (Path(r["run_dir"]) / "metrics.json").stat().st_mtime >= started
         )
         config_identity = {k: v for k, v in summary["config"].items() if k != "variant"}
-    return build_payload(args, per_variant, new_runs, config_identity)
+    return build_payload(args, per_variant, new_runs, config_identity, source=source)
 
 
 def build_payload(args, per_variant: Dict[str, Dict[str, Any]], new_runs: Dict[str, int],
-                  config_identity: Dict[str, Any]) -> Dict[str, Any]:
-    """Aggregates the per-variant CV summaries into the grid's results (utterance level)."""
+                  config_identity: Dict[str, Any], source: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Aggregates the per-variant CV summaries into the grid's results (utterance level).
+
+    `source` is the grid's `provenance` taken when it started (default: taken now).
+    """
     variants = {}
     for variant, summary in per_variant.items():
         runs = [{k: r[k] for k in RUN_KEYS} for r in summary["runs"]]
         variants[variant] = {**variant_record(runs), "new_runs": new_runs.get(variant, 0)}
     first = next(iter(per_variant.values()))
     return {
-        **provenance("benchmarks.accuracy"),
+        **(source or provenance("benchmarks.accuracy")),
         "name": args.name,
         "corpus": first["corpus"],
         "protocol": first["protocol"],

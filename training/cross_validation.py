@@ -72,10 +72,12 @@ def run_cross_validation(config, command: Optional[Sequence[str]] = None,
         ConfigError: bad output directory, folds or protocol for this corpus.
         TrainingDivergedError: a run's loss became NaN.
     """
+    from sercal_keras.provenance import git_commit
     from training.config import describe, explicit_output_dir
     from training.strategy import chief_decides
     from training.trainer import build_and_compile, load_data, select_folds, train_run
 
+    commit = git_commit()  # the code this process loaded: the checkout may move on during a long grid
     config = dataclasses.replace(config).validate()  # a copy: the output dir gets filled in
     output_dir, named = explicit_output_dir(config)
     config.output_dir = str(output_dir)
@@ -129,7 +131,7 @@ def run_cross_validation(config, command: Optional[Sequence[str]] = None,
     if not chief:  # workers other than the chief write nothing and report nothing
         shutil.rmtree(distribution.worker_dir(output_dir), ignore_errors=True)
         return {"output_dir": str(output_dir), "chief": False, "num_runs": len(runs)}
-    summary = summarize(runs, config, command=command)
+    summary = summarize(runs, config, command=command, commit=commit)
     summary["output_dir"] = str(output_dir)
     write_json(output_dir / "summary.json", summary)
     write_text(output_dir / "summary.md", summary_markdown(summary))
@@ -154,8 +156,12 @@ def _pm(stats: Dict[str, Any]) -> str:
     return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f} %"
 
 
-def summarize(runs: Sequence[Dict[str, Any]], config, command: Optional[Sequence[str]] = None) -> Dict[str, Any]:
-    """Mean ± std (sample std over runs) of every metric, per-class recall, a per-run table."""
+def summarize(runs: Sequence[Dict[str, Any]], config, command: Optional[Sequence[str]] = None,
+              commit: Optional[str] = None) -> Dict[str, Any]:
+    """Mean ± std (sample std over runs) of every metric, per-class recall, a per-run table.
+
+    `commit` is the git commit to record (default: the checkout's now).
+    """
     from sercal_keras.provenance import git_commit, library_versions, machine_info
 
     labels = runs[0]["labels"] if runs else []
@@ -190,7 +196,7 @@ def summarize(runs: Sequence[Dict[str, Any]], config, command: Optional[Sequence
         "runs": table,
         "config": config.identity(),
         "command": " ".join(shlex.quote(a) for a in (command if command is not None else sys.argv)),
-        "git_commit": git_commit(),
+        "git_commit": commit if commit is not None else git_commit(),
         "machine": machine_info(),
         "versions": library_versions(),
     }

@@ -250,3 +250,28 @@ def test_paired_cli_pairs_two_seed_ensembles_by_fold(tmp_path, capsys):
     assert "ΔUA +6.7 pp" in out and "2/3 wins" in out
     with pytest.raises(SystemExit, match="seed-ensemble result"):
         paired.main([f"{five}:mhsa", f"{three}:ensemble"])
+
+
+def test_grid_records_the_provenance_taken_when_it_started(tmp_path, monkeypatch):
+    """Commits made while a grid trains must not be credited with its runs."""
+    import training.cross_validation as cross_validation
+
+    run_dir = tmp_path / "speakers-01_seed0"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text("{}")
+    run = {"fold": "speakers-01", "seed": 0, "utterance_ua": 0.5, "utterance_wa": 0.5, "utterance_macro_f1": 0.5,
+           "segment_ua": 0.5, "segment_wa": 0.5, "segment_macro_f1": 0.5, "best_epoch": 1, "epochs_run": 1,
+           "run_dir": str(run_dir)}
+    summary = {"runs": [run], "config": {"epochs": 1, "variant": "mhsa"}, "corpus": "toy",
+               "protocol": "speaker-folds", "speaker_independent": True, "labels": ["a", "b"]}
+    head = {"commit": "start00"}
+
+    def train_while_someone_commits(config, command=None):
+        head["commit"] = "later00"
+        return summary
+
+    monkeypatch.setattr(accuracy, "provenance", lambda module: {"command": module, "git_commit": head["commit"]})
+    monkeypatch.setattr(cross_validation, "run_cross_validation", train_while_someone_commits)
+    args = accuracy.build_parser().parse_args(["--corpus", "synthetic", "--variants", "mhsa", "--seeds", "0", "--name", "toy",
+                                "--runs-dir", str(tmp_path), "--results-dir", str(tmp_path)])
+    assert accuracy.run_grid(args)["git_commit"] == "start00"

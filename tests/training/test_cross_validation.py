@@ -71,3 +71,24 @@ def test_same_fold_same_seed_is_deterministic(cv_run, tmp_path):
     first = read_json(out / "speakers-s01_seed0" / "metrics.json")
     assert summary["runs"][0]["utterance_ua"] == pytest.approx(first["utterance"]["ua"])
     assert summary["metrics"]["segment"]["wa"]["mean"] == pytest.approx(first["segment"]["wa"], abs=1e-6)
+
+
+def test_summary_records_the_commit_the_run_started_from(cv_run, monkeypatch):
+    """A grid runs for hours; commits made meanwhile are not the code that trained."""
+    import sercal_keras.provenance as provenance
+    import training.trainer as trainer
+
+    head = {"commit": "start00"}
+    monkeypatch.setattr(provenance, "git_commit", lambda *args: head["commit"])
+    load_data = trainer.load_data
+
+    def load_data_then_commit(*args, **kwargs):  # someone commits while the grid runs
+        data = load_data(*args, **kwargs)
+        head["commit"] = "later00"
+        return data
+
+    monkeypatch.setattr(trainer, "load_data", load_data_then_commit)
+    out, _ = cv_run
+    summary = run_cross_validation(small_config(out, seeds=[0]))  # finished runs: read back, fast
+    assert summary["git_commit"] == "start00"
+    assert read_json(out / "summary.json")["git_commit"] == "start00"
