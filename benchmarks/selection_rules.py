@@ -140,7 +140,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rows.append(row)
         print(f"{run}: epoch {row['current_epoch']} → {row['late_epoch']}, UA {100 * row['current_ua']:.1f} → "
               f"{100 * row['late_ua']:.1f}", flush=True)
-    key = lambda r: (r["fold"], r["seed"])  # noqa: E731
+    # One pair per run: runs of several variants or grids share (fold, seed) pairs
+    key = lambda r: (r["run"], r["seed"])  # noqa: E731
     paired = paired_difference({key(r): r["late_ua"] for r in rows}, {key(r): r["current_ua"] for r in rows})
     changed = sum(r["late_epoch"] != r["current_epoch"] for r in rows)
     summary = {"runs": len(rows), "runs_with_another_epoch": changed,

@@ -94,3 +94,14 @@ def test_main_refuses_a_history_that_disagrees_with_the_metrics(run, tmp_path):
     staged, _ = _staged(run, tmp_path, [0.9, 0.7, 0.7], 2, {1: "noise", 2: "model", 3: "noise"})
     with pytest.raises(SystemExit, match="metrics.json says 2"):
         main([str(staged), "--name", str(tmp_path / "x")])
+
+
+def test_main_pairs_run_by_run_when_runs_share_fold_and_seed(run, tmp_path):
+    # two grids (or variants) of the same folds and seeds: each run is its own pair, none overwrites another
+    a, b = tmp_path / "grid_a" / "run", tmp_path / "grid_b" / "run"
+    shutil.copytree(run, a)
+    shutil.copytree(run, b)
+    name = tmp_path / "rules"
+    assert main([str(a), str(b), "--name", str(name)]) == 0
+    summary = json.loads(name.with_suffix(".json").read_text())["summary"]
+    assert summary["runs"] == 2 and summary["late_minus_current"]["n"] == 2
