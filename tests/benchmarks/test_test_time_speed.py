@@ -1,0 +1,82 @@
+"""`benchmarks.test_time_speed`: one run scored on its test audio as recorded and with sped-up/down copies."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from benchmarks.test_time_speed import main, pooled_copies_scores, summarize
+from sercal_keras.data import SegmentSet
+from tests.conftest import SMALL_CORPUS
+
+SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--folds", "0", "--epochs", "2"]
+
+
+def _segments(labels, owners):
+    return SegmentSet(np.zeros((len(labels), 1, 1), np.float32), np.asarray(labels), np.asarray(owners))
+
+
+def test_copies_are_pooled_per_utterance_by_their_segments():
+    plain = _segments([0, 1], [0, 1])
+    p_plain = np.array([[0.9, 0.1], [0.6, 0.4]])  # utterance 1 (class 1) wrong as recorded
+    assert pooled_copies_scores([(p_plain, plain)], ["x", "y"])["ua"] == 0.5
+    # a slower copy gives utterance 1 two segments that outvote its one recorded segment
+    slow = _segments([1, 1], [1, 1])
+    p_slow = np.array([[0.3, 0.7], [0.3, 0.7]])
+    assert pooled_copies_scores([(p_plain, plain), (p_slow, slow)], ["x", "y"])["ua"] == 1.0
+    # and a copy that disagrees everywhere can flip a right answer: pooling, not a vote for the plain one
+    wrong = _segments([0, 0, 0], [0, 0, 0])
+    assert pooled_copies_scores([(p_plain, plain), (np.tile([[0.0, 1.0]], (3, 1)), wrong)], ["x", "y"])["ua"] == 0.0
+
+
+def test_summary_pairs_run_by_run_per_corpus_and_pooled():
+    rows = [{"run": f"r{i}", "corpus": corpus, "plain_ua": 0.5, "with_speeds_ua": 0.5 + gain}
+            for i, (corpus, gain) in enumerate([("emodb", 0.1), ("emodb", 0.1), ("ravdess", -0.1), ("ravdess", -0.3)])]
+    summary = summarize(rows)
+    assert summary["emodb"]["n"] == 2 and summary["emodb"]["mean"] == pytest.approx(0.1)
+    assert summary["ravdess"]["mean"] == pytest.approx(-0.2)
+    assert summary["all"]["n"] == 4 and summary["all"]["mean"] == pytest.approx(-0.05)
+
+
+@pytest.fixture(scope="module")
+def run(warm_cache, tmp_path_factory):
+    from training.fit import main as fit
+
+    out = tmp_path_factory.mktemp("runs") / "run"
+    assert fit(SMALL + ["--output-dir", str(out)]) == 0  # default recipe: trained with speeds 0.9 and 1.1
+    return out
+
+
+def test_main_reproduces_the_plain_score_and_scores_the_training_speeds(run, tmp_path):
+    name = tmp_path / "tts"
+    assert main([str(run), "--name", str(name)]) == 0
+    payload = json.loads(name.with_suffix(".json").read_text())
+    (row,) = payload["rows"]
+    assert row["speeds"] == [1.0, 0.9, 1.1]
+    assert row["plain_ua"] == pytest.approx(json.loads((run / "metrics.json").read_text())["utterance"]["ua"])
+    assert 0.0 <= row["with_speeds_ua"] <= 1.0
+    assert payload["summary"]["all"]["n"] == 1
+    assert "With speeds − plain" in name.with_suffix(".md").read_text()
+
+
+def test_main_refuses_a_run_it_cannot_reproduce(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    metrics = json.loads((copy / "metrics.json").read_text())
+    metrics["utterance"]["ua"] = metrics["utterance"]["ua"] + 0.25
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(SystemExit, match="the run and this script disagree"):
+        main([str(copy), "--name", str(tmp_path / "x")])
+
+
+def test_main_needs_speeds_for_a_run_trained_without(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["speed_perturbation"] = []
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit, match="no test-time speeds"):
+        main([str(copy), "--name", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="1.0 is always included"):
+        main([str(run), "--speeds", "1.0", "--name", str(tmp_path / "x")])
