@@ -9,7 +9,10 @@ scored (each utterance as recorded; the recomputed UA must reproduce
 (`change_speed`; by default the run's own training `speed_perturbation`
 factors, so nothing is chosen by looking at test data). The segments of all
 copies of an utterance are pooled into one mean of their probabilities, the
-rule one copy already uses (`metrics.evaluate_segments`). A per-speaker model
+rule one copy already uses. Both scores come from
+`training.evaluate.evaluate_model` (`python -m training.evaluate
+--test-time-speeds`), with and without the recognizer's `test_time_speeds`,
+so this is the evaluation every model gets. A per-speaker model
 standardises each copy of a speaker's audio by that copy's own statistics, as
 its plain score does. Writes `benchmarks/results/<name>.{json,md}`: per run
 both UAs, and with-speeds − plain paired by run, pooled and per corpus.
@@ -32,65 +35,38 @@ import numpy as np
 from benchmarks.common import markdown_table, provenance, run_test_fold, write_results
 
 
-def pooled_copies_scores(copies: Sequence[tuple], labels: Sequence[str]) -> Dict[str, Any]:
-    """Utterance metrics of the segments of several copies of the same utterances, pooled per utterance.
-
-    Args:
-        copies: `(segment_probs, segments)` per copy: probabilities `(n_i, num_classes)` and the
-            `SegmentSet` they were computed on (its labels and utterance index).
-        labels: class names.
-
-    Returns:
-        `metrics.evaluate_segments(...)["utterance"]` over the concatenated segments, so an
-        utterance's prediction is the mean over the segments of all its copies.
-
-    Example:
-    >>> from sercal_keras.data import SegmentSet
-    >>> plain = SegmentSet(np.zeros((2, 1, 1), np.float32), np.array([0, 1]), np.array([0, 1]))
-    >>> slow = SegmentSet(np.zeros((1, 1, 1), np.float32), np.array([1]), np.array([1]))
-    >>> p_plain, p_slow = np.array([[0.9, 0.1], [0.6, 0.4]]), np.array([[0.0, 1.0]])
-    >>> pooled_copies_scores([(p_plain, plain)], ["x", "y"])["ua"], pooled_copies_scores(
-    ...     [(p_plain, plain), (p_slow, slow)], ["x", "y"])["ua"]
-    (0.5, 1.0)
-    """
-    from sercal_keras.metrics import evaluate_segments
-
-    probs = np.concatenate([p for p, _ in copies])
-    seg_labels = np.concatenate([s.labels for _, s in copies])
-    owners = np.concatenate([s.utterance_index for _, s in copies])
-    return evaluate_segments(probs, seg_labels, owners, labels)["utterance"]
-
-
 def score_run(run: Path, speeds: Optional[Sequence[float]], data_dir: Optional[str]) -> Dict[str, Any]:
-    """One run's test UA as recorded and with the test audio at `speeds` too (default: its training speeds)."""
-    from benchmarks.seed_ensemble import member_probabilities
-    from sercal_keras.data import extract_segments
+    """One run's test UA as recorded and with the test audio at `speeds` too (default: its training speeds).
+
+    Both scores come from `training.evaluate.evaluate_model`, the evaluation every
+    model gets, with and without the recognizer's `test_time_speeds`.
+    """
+    from sercal_keras.errors import ConfigError
     from sercal_keras.inference import EmotionRecognizer
+    from training.evaluate import evaluate_model
 
     config = json.loads((run / "config.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
     speeds = [float(s) for s in (speeds if speeds is not None else config.get("speed_perturbation") or [])]
-    if not speeds or any(s == 1.0 for s in speeds):
+    if not speeds:
         raise SystemExit(f"{run}: no test-time speeds (the run was trained without speed perturbation and "
-                         "--speeds was not given; 1.0 is always included and cannot be given)")
+                         "--speeds was not given)")
     corpus, fold = run_test_fold(run, data_dir)
-    recognizer = EmotionRecognizer.load(run)
-    labels = list(corpus.labels)
-    copies = []
-    for speed in [1.0] + speeds:
-        segments = extract_segments(corpus, fold.test, recognizer.feature_config, training=False, speed=speed)
-        copies.append((member_probabilities(recognizer, segments, corpus), segments))
-        if speed == 1.0:
-            plain = pooled_copies_scores(copies, labels)
-            recorded = float(metrics["utterance"]["ua"])
-            if not np.isclose(plain["ua"], recorded, atol=1e-6):
-                raise SystemExit(f"{run}: recomputed UA {plain['ua']:.4f}, metrics.json says {recorded:.4f}; "
-                                 "the run and this script disagree")
-    with_speeds = pooled_copies_scores(copies, labels)
+    plain = EmotionRecognizer.load(run)
+    try:
+        with_speeds = EmotionRecognizer(plain.model, plain.card, test_time_speeds=speeds)
+    except ConfigError as error:
+        raise SystemExit(f"--speeds: {error}") from None
+    plain_scores = evaluate_model(plain, corpus, fold.test)["utterance"]
+    recorded = float(metrics["utterance"]["ua"])
+    if not np.isclose(plain_scores["ua"], recorded, atol=1e-6):
+        raise SystemExit(f"{run}: recomputed UA {plain_scores['ua']:.4f}, metrics.json says {recorded:.4f}; "
+                         "the run and this script disagree")
+    speed_scores = evaluate_model(with_speeds, corpus, fold.test)["utterance"]
     return {"run": str(run), "corpus": config["corpus"], "variant": config.get("variant"), "fold": metrics["fold"],
-            "seed": metrics["seed"], "speeds": [1.0] + speeds, "plain_ua": float(plain["ua"]),
-            "with_speeds_ua": float(with_speeds["ua"]), "plain_wa": float(plain["wa"]),
-            "with_speeds_wa": float(with_speeds["wa"])}
+            "seed": metrics["seed"], "speeds": list(with_speeds.speeds), "plain_ua": float(plain_scores["ua"]),
+            "with_speeds_ua": float(speed_scores["ua"]), "plain_wa": float(plain_scores["wa"]),
+            "with_speeds_wa": float(speed_scores["wa"])}
 
 
 def summarize(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:

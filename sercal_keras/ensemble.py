@@ -35,6 +35,7 @@ class EmotionEnsemble(EmotionRecognizer):
 
     Args:
         members: the `EmotionRecognizer`s, at least one.
+        test_time_speeds: as for `EmotionRecognizer` (the members' own are not used).
 
     Raises:
         ConfigError: no members, or members that disagree (names both models).
@@ -44,7 +45,7 @@ class EmotionEnsemble(EmotionRecognizer):
     >>> EmotionEnsemble(members).predict_files(["a.wav", "b.wav"])[0].label
     """
 
-    def __init__(self, members: Sequence[EmotionRecognizer]):
+    def __init__(self, members: Sequence[EmotionRecognizer], test_time_speeds: Sequence[float] = ()):
         members = list(members)
         if not members:
             raise ConfigError("an EmotionEnsemble needs at least one model")
@@ -65,14 +66,17 @@ class EmotionEnsemble(EmotionRecognizer):
         self.labels = first.labels
         self.feature_config = first.feature_config
         self.speaker_statistics: Optional[Tuple[np.ndarray, np.ndarray]] = None
+        self.test_time_statistics = {}
+        self.test_time_speeds = test_time_speeds
 
     @classmethod
-    def load(cls, paths: Sequence[PathLike], batch_size: int = 64) -> "EmotionEnsemble":
+    def load(cls, paths: Sequence[PathLike], batch_size: int = 64,
+             test_time_speeds: Sequence[float] = ()) -> "EmotionEnsemble":
         """Loads every model (`EmotionRecognizer.load` on each path) into one ensemble."""
         if isinstance(paths, (str, bytes)) or not hasattr(paths, "__iter__"):
             raise ConfigError("EmotionEnsemble.load takes a list of model paths; for one model use "
                               "EmotionRecognizer.load")
-        return cls([EmotionRecognizer.load(path, batch_size=batch_size) for path in paths])
+        return cls([EmotionRecognizer.load(path, batch_size=batch_size) for path in paths], test_time_speeds)
 
     def predict_features(self, features: np.ndarray,
                          statistics: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:

@@ -73,3 +73,15 @@ def test_per_speaker_members_all_get_the_adapted_statistics():
     expected = standardize(features, ensemble.speaker_statistics)
     for m in ensemble.members:
         np.testing.assert_allclose(m.model.seen[-1], expected, rtol=1e-6)
+
+
+def test_test_time_speeds_give_every_member_every_copy():
+    ensemble = EmotionEnsemble([member([0.7, 0.1, 0.1, 0.1]), member([0.1, 0.5, 0.3, 0.1])], test_time_speeds=(0.9, 1.1))
+    waveform = np.random.default_rng(0).normal(scale=0.1, size=16000 * 3).astype(np.float32)
+    result = ensemble.predict(waveform, 16000)
+    copies = ensemble.copies_features(waveform)
+    assert len(copies) == 3 and len(result.segment_probabilities) == len(copies[0])
+    assert all(len(np.concatenate(m.model.seen)) == sum(map(len, copies)) for m in ensemble.members)
+    np.testing.assert_allclose([result.probabilities[k] for k in LABELS], [0.4, 0.3, 0.2, 0.1], atol=1e-5)
+    with pytest.raises(ConfigError, match="test_time_speeds"):
+        EmotionEnsemble([member([0.25] * 4)], test_time_speeds=(1.0,))

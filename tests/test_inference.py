@@ -274,3 +274,57 @@ def test_a_stored_training_speaker_average_stands_in_and_enrolment_is_shrunk_tow
     std = np.sqrt(0.2 * own_var + 0.8 * prior_std[:, None] ** 2)
     adapted.predict_file(path)
     np.testing.assert_allclose(spy.seen[-1], (raw - mean) / std, rtol=1e-4, atol=1e-3)
+
+
+# ------------------------------------------------------------ test-time speeds
+def test_test_time_speeds_pool_the_segments_of_every_copy(tmp_path, saved_model, recognizer):
+    from sercal_keras import EmotionRecognizer
+    from sercal_keras.audio.speed_perturbation import change_speed
+
+    wave = tone(3.0, freq=260.0, seed=4)
+    tts = EmotionRecognizer(recognizer.model, recognizer.card, test_time_speeds=(0.9, 1.1))
+    assert tts.speeds == (1.0, 0.9, 1.1) and "test_time_speeds=[0.9, 1.1]" in repr(tts)
+    result = tts.predict(wave, RATE)
+    plain = recognizer.predict(wave, RATE)
+    # the segments reported are the recorded audio's; the utterance is the mean over all copies' segments
+    np.testing.assert_allclose(result.segment_probabilities, plain.segment_probabilities, atol=1e-6)
+    copies = [recognizer.predict_features(recognizer.features(w))
+              for w in (wave, change_speed(wave, 0.9), change_speed(wave, 1.1))]
+    assert len(copies[2]) < len(copies[0])  # 2.7 s of audio at 1.1x: one segment fewer
+    expected = np.concatenate(copies).mean(axis=0)
+    np.testing.assert_allclose([result.probabilities[k] for k in result.labels], expected, atol=1e-5)
+    assert not np.allclose(expected, copies[0].mean(axis=0), atol=1e-4)  # the copies do move the answer
+    # files: batched over files like single calls, and the same as the waveform path
+    paths = [write_wav(tmp_path / f"t{i}.wav", tone(2.2 + i, freq=210.0 + 30 * i, seed=i)) for i in range(3)]
+    for path, batched in zip(paths, tts.predict_files(paths)):
+        single = tts.predict_file(path)
+        assert batched.probabilities == pytest.approx(single.probabilities, abs=1e-5)
+        assert batched.segment_probabilities.shape == recognizer.predict_file(path).segment_probabilities.shape
+    assert EmotionRecognizer.load(saved_model, test_time_speeds=[0.9, 1.1]).test_time_speeds == (0.9, 1.1)
+
+
+@pytest.mark.parametrize("speeds", [(1.0,), (0.9, 0.9), (0.2,), (3.0,)])
+def test_bad_test_time_speeds_are_refused(recognizer, speeds):
+    from sercal_keras import EmotionRecognizer
+    from sercal_keras.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="test_time_speeds must be distinct factors"):
+        EmotionRecognizer(recognizer.model, recognizer.card, test_time_speeds=speeds)
+
+
+def test_test_time_speeds_standardise_each_copy_by_the_speakers_statistics_at_that_speed(tmp_path,
+                                                                                         speaker_recognizer,
+                                                                                         recognizer):
+    from sercal_keras import EmotionRecognizer
+    from sercal_keras.audio.speed_perturbation import change_speed
+
+    paths = [write_wav(tmp_path / f"s{i}.wav", tone(2.5 + i, freq=180.0 + 40 * i, seed=i)) for i in range(2)]
+    spy = InputSpy()
+    tts = EmotionRecognizer(spy, speaker_recognizer.card, test_time_speeds=(1.1,))
+    tts.predict_files(paths, adapt=True)
+    fast = [recognizer.features(change_speed(recognizer_load(p), 1.1)) for p in paths]
+    pooled = np.concatenate(fast)
+    mean, std = pooled.mean(axis=(0, 2))[:, None], pooled.std(axis=(0, 2))[:, None]
+    np.testing.assert_allclose(spy.seen[-1], (pooled - mean) / std, atol=1e-4)  # the 1.1x copies, their own statistics
+    assert set(tts.test_time_statistics) == {1.1}
+    np.testing.assert_allclose(tts.test_time_statistics[1.1][0], mean, rtol=1e-5)

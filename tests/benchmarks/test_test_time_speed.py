@@ -3,31 +3,12 @@
 import json
 import shutil
 
-import numpy as np
 import pytest
 
-from benchmarks.test_time_speed import main, pooled_copies_scores, summarize
-from sercal_keras.data import SegmentSet
+from benchmarks.test_time_speed import main, summarize
 from tests.conftest import SMALL_CORPUS
 
 SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--folds", "0", "--epochs", "2"]
-
-
-def _segments(labels, owners):
-    return SegmentSet(np.zeros((len(labels), 1, 1), np.float32), np.asarray(labels), np.asarray(owners))
-
-
-def test_copies_are_pooled_per_utterance_by_their_segments():
-    plain = _segments([0, 1], [0, 1])
-    p_plain = np.array([[0.9, 0.1], [0.6, 0.4]])  # utterance 1 (class 1) wrong as recorded
-    assert pooled_copies_scores([(p_plain, plain)], ["x", "y"])["ua"] == 0.5
-    # a slower copy gives utterance 1 two segments that outvote its one recorded segment
-    slow = _segments([1, 1], [1, 1])
-    p_slow = np.array([[0.3, 0.7], [0.3, 0.7]])
-    assert pooled_copies_scores([(p_plain, plain), (p_slow, slow)], ["x", "y"])["ua"] == 1.0
-    # and a copy that disagrees everywhere can flip a right answer: pooling, not a vote for the plain one
-    wrong = _segments([0, 0, 0], [0, 0, 0])
-    assert pooled_copies_scores([(p_plain, plain), (np.tile([[0.0, 1.0]], (3, 1)), wrong)], ["x", "y"])["ua"] == 0.0
 
 
 def test_summary_pairs_run_by_run_per_corpus_and_pooled():
@@ -58,6 +39,13 @@ def test_main_reproduces_the_plain_score_and_scores_the_training_speeds(run, tmp
     assert 0.0 <= row["with_speeds_ua"] <= 1.0
     assert payload["summary"]["all"]["n"] == 1
     assert "With speeds − plain" in name.with_suffix(".md").read_text()
+    # the same number `python -m training.evaluate --test-time-speeds` gives
+    from training.evaluate import main as evaluate
+
+    assert evaluate([str(run), "--test-time-speeds", "0.9,1.1", "--quiet", "--output-dir", str(tmp_path / "ev")]) == 0
+    evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert evaluated["test_time_speeds"] == [0.9, 1.1]
+    assert evaluated["utterance"]["ua"] == pytest.approx(row["with_speeds_ua"])
 
 
 def test_main_refuses_a_run_it_cannot_reproduce(run, tmp_path):
@@ -78,5 +66,5 @@ def test_main_needs_speeds_for_a_run_trained_without(run, tmp_path):
     (copy / "config.json").write_text(json.dumps(config))
     with pytest.raises(SystemExit, match="no test-time speeds"):
         main([str(copy), "--name", str(tmp_path / "x")])
-    with pytest.raises(SystemExit, match="1.0 is always included"):
+    with pytest.raises(SystemExit, match="--speeds: test_time_speeds must be distinct"):
         main([str(run), "--speeds", "1.0", "--name", str(tmp_path / "x")])

@@ -68,3 +68,10 @@ def test_unknown_labels_are_refused_then_mapped_or_dropped(trained_run, cache_di
 def test_bad_model_path_exits_2(tmp_path, capsys):
     assert main([str(tmp_path / "nothing")]) == 2
     assert "no such model" in capsys.readouterr().err
+
+
+def test_bad_test_time_speeds_exit_2(trained_run, capsys):
+    assert main([str(trained_run), "--test-time-speeds", "0.9,fast"]) == 2
+    assert "--test-time-speeds takes comma-separated factors" in capsys.readouterr().err
+    assert main([str(trained_run), "--test-time-speeds", "1.0"]) == 2
+    assert "test_time_speeds must be distinct factors" in capsys.readouterr().err
