@@ -6,9 +6,11 @@ a barely trained epoch of the high-learning-rate phase can tie or beat the
 trained ones (experiments.md, "Next": model selection). This script scores
 another rule on runs trained with `--keep-epoch-weights`: **the best
 validation UA among the epochs from `--start-epoch` on, the latest on ties**
-(default start: the first epoch with a lower learning rate than the first).
-Both rules see the same training trajectory, so the difference between them
-is the selection alone: a paired comparison without training noise.
+(default start: the first epoch with a lower learning rate than the first),
+and **repair**: training's pick unless it lies before `--start-epoch`, and
+then the late rule's (research log #44). All rules see the same training
+trajectory, so their differences are the selection alone: paired comparisons
+without training noise.
 
 For every run it reads `history.csv` (validation UA and learning rate per
 epoch), checks that the current rule gives the run's recorded `best_epoch`,
@@ -59,6 +61,17 @@ def late_rule(val_ua: Sequence[float], start_epoch: int) -> int:
     return start_epoch + int(np.flatnonzero(tail == tail.max())[-1])
 
 
+def repair_rule(val_ua: Sequence[float], start_epoch: int) -> int:
+    """Training's pick (`current_rule`) unless it lies before `start_epoch`; then `late_rule`'s.
+
+    Example:
+    >>> repair_rule([0.6, 0.5, 0.6, 0.4, 0.6], start_epoch=2), repair_rule([0.5, 0.6, 0.6], start_epoch=2)
+    (5, 2)
+    """
+    current = current_rule(val_ua)
+    return current if current >= start_epoch else late_rule(val_ua, start_epoch)
+
+
 def first_drop_epoch(learning_rates: Sequence[float]) -> int:
     """1-based first epoch whose learning rate is below the first epoch's (1 when it never drops).
 
@@ -98,11 +111,13 @@ def score_run(run: Path, start_epoch: Optional[int], data_dir: Optional[str]) ->
     metrics = json.loads((run / "metrics.json").read_text())
     start = start_epoch or first_drop_epoch(history["learning_rate"])
     current, late = current_rule(history["val_ua"]), late_rule(history["val_ua"], start)
+    repair = repair_rule(history["val_ua"], start)
     if current != metrics["best_epoch"]:
         raise SystemExit(f"{run}: the current rule gives epoch {current}, metrics.json says {metrics['best_epoch']}")
     recorded = float(metrics["utterance"]["ua"])
     row = {"run": str(run), "fold": metrics["fold"], "seed": metrics["seed"], "start_epoch": start,
-           "current_epoch": current, "late_epoch": late, "current_ua": recorded, "late_ua": recorded}
+           "current_epoch": current, "late_epoch": late, "repair_epoch": repair, "current_ua": recorded,
+           "late_ua": recorded, "repair_ua": recorded}
     if late != current:
         from sercal_keras.data import extract_segments
         from sercal_keras.inference import EmotionRecognizer
@@ -116,6 +131,8 @@ def score_run(run: Path, start_epoch: Optional[int], data_dir: Optional[str]) ->
             raise SystemExit(f"{run}: epoch {current}'s weights give UA {again:.4f}, metrics.json says "
                              f"{recorded:.4f}; the saved epochs are not the ones training selected from")
         row["late_ua"] = epoch_ua(recognizer, late, run, segments, corpus, labels)
+        if repair == late:  # the repair rule moves a pick only to the late rule's epoch
+            row["repair_ua"] = row["late_ua"]
     return row
 
 
@@ -143,22 +160,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # One pair per run: runs of several variants or grids share (fold, seed) pairs
     key = lambda r: (r["run"], r["seed"])  # noqa: E731
     paired = paired_difference({key(r): r["late_ua"] for r in rows}, {key(r): r["current_ua"] for r in rows})
+    repair = paired_difference({key(r): r["repair_ua"] for r in rows}, {key(r): r["current_ua"] for r in rows})
     changed = sum(r["late_epoch"] != r["current_epoch"] for r in rows)
-    summary = {"runs": len(rows), "runs_with_another_epoch": changed,
+    repaired = sum(r["repair_epoch"] != r["current_epoch"] for r in rows)
+    summary = {"runs": len(rows), "runs_with_another_epoch": changed, "runs_repaired": repaired,
                "current_ua_mean": float(np.mean([r["current_ua"] for r in rows])),
-               "late_ua_mean": float(np.mean([r["late_ua"] for r in rows])), "late_minus_current": paired}
+               "late_ua_mean": float(np.mean([r["late_ua"] for r in rows])), "late_minus_current": paired,
+               "repair_ua_mean": float(np.mean([r["repair_ua"] for r in rows])), "repair_minus_current": repair}
     payload = {**provenance("benchmarks.selection_rules"), "rows": rows, "summary": summary}
-    table = [[r["fold"], str(r["seed"]), str(r["current_epoch"]), str(r["late_epoch"]),
-              f"{100 * r['current_ua']:.1f}", f"{100 * r['late_ua']:.1f}"] for r in rows]
+    table = [[r["fold"], str(r["seed"]), str(r["current_epoch"]), str(r["late_epoch"]), str(r["repair_epoch"]),
+              f"{100 * r['current_ua']:.1f}", f"{100 * r['late_ua']:.1f}", f"{100 * r['repair_ua']:.1f}"]
+             for r in rows]
     markdown = (
         "# Model selection: best validation UA over all epochs (earliest on ties) against the best from the "
-        "first learning-rate drop on (latest on ties)\n\n"
+        "first learning-rate drop on (latest on ties), and the repair rule\n\n"
         f"Command: `{payload['command']}`  \nCommit: `{payload['git_commit']}`\n\n"
         f"{len(rows)} runs, {changed} of them with another epoch under the late rule. Test UA (utterance level, %): "
         f"{100 * summary['current_ua_mean']:.1f} → {100 * summary['late_ua_mean']:.1f}; late − current, paired by "
         f"run: {100 * paired['mean']:+.1f} pp [{100 * paired['ci95_low']:+.1f}, {100 * paired['ci95_high']:+.1f}], "
-        f"{paired['wins']}/{paired['n']} runs better.\n\n"
-        + markdown_table(["fold", "seed", "epoch (current)", "epoch (late)", "UA current", "UA late"], table)
+        f"{paired['wins']}/{paired['n']} runs better. Repair rule (the late rule's epoch only where training picked "
+        f"one before the start): {repaired} runs moved, {100 * summary['repair_ua_mean']:.1f} %, repair − current "
+        f"{100 * repair['mean']:+.1f} pp [{100 * repair['ci95_low']:+.1f}, {100 * repair['ci95_high']:+.1f}].\n\n"
+        + markdown_table(["fold", "seed", "epoch (current)", "epoch (late)", "epoch (repair)", "UA current", "UA late",
+                          "UA repair"], table)
     )
     write_results(args.name, payload, markdown)
     print(markdown)

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from benchmarks.selection_rules import current_rule, first_drop_epoch, late_rule, main
+from benchmarks.selection_rules import current_rule, first_drop_epoch, late_rule, main, repair_rule
 from tests.conftest import SMALL_CORPUS
 
 SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--folds", "0", "--epochs", "3", "--keep-epoch-weights"]
@@ -17,6 +17,8 @@ def test_rules():
     val = [0.6, 0.4, 0.6, 0.5, 0.6, 0.3]
     assert current_rule(val) == 1  # what training does: the earliest best
     assert late_rule(val, start_epoch=2) == 5 and late_rule(val, start_epoch=6) == 6
+    # repair: training's pick stands unless it lies before the start, then the late rule's
+    assert repair_rule(val, start_epoch=2) == 5 and repair_rule([0.5, 0.6, 0.4, 0.6], start_epoch=2) == 2
     assert first_drop_epoch([1e-3, 1e-3, 1e-4]) == 3 and first_drop_epoch([1e-3] * 3) == 1
     with pytest.raises(ValueError, match="start_epoch"):
         late_rule(val, start_epoch=7)
@@ -78,8 +80,8 @@ def test_main_scores_the_late_epoch_where_the_rules_differ(run, tmp_path):
     name = tmp_path / "rules"
     assert main([str(staged), "--name", str(name)]) == 0
     (row,) = json.loads(name.with_suffix(".json").read_text())["rows"]
-    assert (row["start_epoch"], row["current_epoch"], row["late_epoch"]) == (2, 2, 3)
-    assert row["current_ua"] == pytest.approx(recorded)
+    assert (row["start_epoch"], row["current_epoch"], row["late_epoch"], row["repair_epoch"]) == (2, 2, 3, 2)
+    assert row["current_ua"] == pytest.approx(recorded) and row["repair_ua"] == row["current_ua"]
     assert 0.0 <= row["late_ua"] <= 1.0
     assert "late rule" in name.with_suffix(".md").read_text()
 
@@ -105,3 +107,15 @@ def test_main_pairs_run_by_run_when_runs_share_fold_and_seed(run, tmp_path):
     assert main([str(a), str(b), "--name", str(name)]) == 0
     summary = json.loads(name.with_suffix(".json").read_text())["summary"]
     assert summary["runs"] == 2 and summary["late_minus_current"]["n"] == 2
+
+
+def test_main_repairs_a_pick_before_the_first_drop(run, tmp_path):
+    staged, recorded = _staged(run, tmp_path, [0.8, 0.7, 0.7], 1, {1: "model", 2: "noise", 3: "noise"})
+    name = tmp_path / "rules"
+    assert main([str(staged), "--name", str(name)]) == 0
+    payload = json.loads(name.with_suffix(".json").read_text())
+    (row,) = payload["rows"]
+    assert (row["current_epoch"], row["late_epoch"], row["repair_epoch"]) == (1, 3, 3)
+    assert row["repair_ua"] == row["late_ua"] and row["current_ua"] == pytest.approx(recorded)
+    assert payload["summary"]["runs_repaired"] == 1
+    assert "Repair rule" in name.with_suffix(".md").read_text()
