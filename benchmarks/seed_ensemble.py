@@ -74,6 +74,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from training.config import import_library_quietly
 
     import_library_quietly()
+    source = provenance("benchmarks.seed_ensemble")  # the code this started from, not what is checked out at the end
     from benchmarks.paired import paired_difference
     from sercal_keras.data import extract_segments
     from sercal_keras.inference import EmotionRecognizer
@@ -115,7 +116,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                "ensemble_ua_mean": float(np.mean([r["ensemble_ua"] for r in rows])),
                "ensemble_ua_std": float(np.std([r["ensemble_ua"] for r in rows], ddof=1)) if len(rows) > 1 else 0.0,
                "ensemble_minus_members_mean": paired}
-    payload = {**provenance("benchmarks.seed_ensemble"), "rows": rows, "summary": summary}
+    payload = {**source, "rows": rows, "summary": summary}
     table = [[r["fold"], " / ".join(f"{100 * u:.1f}" for u in r["member_ua"]), f"{100 * np.mean(r['member_ua']):.1f}",
               f"{100 * r['ensemble_ua']:.1f}"] for r in rows]
     table.append(["all folds", f"{100 * summary['member_ua_mean']:.1f} ± {100 * summary['member_ua_std']:.1f} (runs)",

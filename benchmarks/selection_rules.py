@@ -149,6 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from training.config import import_library_quietly
 
     import_library_quietly()
+    source = provenance("benchmarks.selection_rules")  # the code this started from, not what is checked out at the end
     from benchmarks.paired import paired_difference
 
     rows = []
@@ -167,7 +168,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                "current_ua_mean": float(np.mean([r["current_ua"] for r in rows])),
                "late_ua_mean": float(np.mean([r["late_ua"] for r in rows])), "late_minus_current": paired,
                "repair_ua_mean": float(np.mean([r["repair_ua"] for r in rows])), "repair_minus_current": repair}
-    payload = {**provenance("benchmarks.selection_rules"), "rows": rows, "summary": summary}
+    payload = {**source, "rows": rows, "summary": summary}
     table = [[r["fold"], str(r["seed"]), str(r["current_epoch"]), str(r["late_epoch"]), str(r["repair_epoch"]),
               f"{100 * r['current_ua']:.1f}", f"{100 * r['late_ua']:.1f}", f"{100 * r['repair_ua']:.1f}"]
              for r in rows]

@@ -95,6 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from training.config import import_library_quietly
 
     import_library_quietly()
+    source = provenance("benchmarks.speaker_enrolment")  # the code this started from, not what is checked out at the end
     from sercal_keras.data import extract_segments
     from sercal_keras.data.speaker_normalization import speaker_prior
     from sercal_keras.inference import EmotionRecognizer
@@ -139,7 +140,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if means:
             summary[title] = {"mean": float(np.mean(means)), "runs": len(means),
                               "std_over_runs": float(np.std(means, ddof=1)) if len(means) > 1 else 0.0}
-    payload = {**provenance("benchmarks.speaker_enrolment"), "draws": args.draws, "runs": rows, "summary": summary}
+    payload = {**source, "draws": args.draws, "runs": rows, "summary": summary}
     table = [[title, f"{100 * s['mean']:.1f} ± {100 * s['std_over_runs']:.1f}"] for title, s in summary.items()]
     markdown = (
         "# Per-speaker models: UA against the speaker audio their statistics come from\n\n"

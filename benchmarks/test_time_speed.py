@@ -95,6 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from training.config import import_library_quietly
 
     import_library_quietly()
+    source = provenance("benchmarks.test_time_speed")  # the code this started from, not what is checked out at the end
     rows = []
     for done, run in enumerate(map(Path, args.runs), start=1):
         row = score_run(run, args.speeds, args.data_dir)
@@ -102,7 +103,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"[{done}/{len(args.runs)}] {run}: UA {100 * row['plain_ua']:.1f} → {100 * row['with_speeds_ua']:.1f}",
               flush=True)
     summary = summarize(rows)
-    payload = {**provenance("benchmarks.test_time_speed"), "rows": rows, "summary": summary}
+    payload = {**source, "rows": rows, "summary": summary}
     fmt = lambda d: (f"{100 * d['mean']:+.1f} pp [{100 * d['ci95_low']:+.1f}, {100 * d['ci95_high']:+.1f}], "  # noqa: E731
                      f"{d['wins']}/{d['n']} runs better, p {d['p_value']:.3g}")
     lines = "\n".join(f"- {name}: {fmt(d)}" for name, d in summary.items())

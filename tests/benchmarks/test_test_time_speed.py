@@ -68,3 +68,16 @@ def test_main_needs_speeds_for_a_run_trained_without(run, tmp_path):
         main([str(copy), "--name", str(tmp_path / "x")])
     with pytest.raises(SystemExit, match="--speeds: test_time_speeds must be distinct"):
         main([str(run), "--speeds", "1.0", "--name", str(tmp_path / "x")])
+
+
+def test_results_name_the_code_scoring_started_from(tmp_path, monkeypatch):
+    # a commit landing while runs are scored must not be named as the code that scored them
+    import benchmarks.test_time_speed as tts
+
+    commits = iter(["start", "end"])
+    monkeypatch.setattr(tts, "provenance", lambda module: {"command": "x", "git_commit": next(commits)})
+    row = {"run": "r", "corpus": "emodb", "plain_ua": 0.5, "with_speeds_ua": 0.6, "fold": "f", "seed": 0}
+    monkeypatch.setattr(tts, "score_run", lambda run, speeds, data_dir: (tts.provenance("later"), row)[1])
+    name = tmp_path / "tts"
+    assert main(["r", "--name", str(name)]) == 0
+    assert json.loads(name.with_suffix(".json").read_text())["git_commit"] == "start"
