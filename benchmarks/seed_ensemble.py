@@ -11,6 +11,8 @@ per-speaker model (`--feature-normalization speaker`) standardises each test
 speaker by their own test audio, as its training did. Writes
 `benchmarks/results/<name>.{json,md}`: per fold the members' UA and the
 ensemble's, and the ensemble against the mean of its members paired by fold.
+With `--test-time-speeds`, also the ensemble (`EmotionEnsemble`) scored with
+those test-time speeds by `training.evaluate.evaluate_model` (research log #46).
 
 Example:
     python -m benchmarks.seed_ensemble runs/benchmarks/exp_emodb_speaker_norm/mhsa/*_seed* \\
@@ -69,6 +71,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("runs", nargs="+", help="run directories (training.fit output), several per test fold")
     parser.add_argument("--data-dir", help="corpus folder (default: each run's config)")
     parser.add_argument("--name", default="seed_ensemble", help="results name")
+    parser.add_argument("--test-time-speeds", nargs="+", type=float, default=[],
+                        help="also score the ensemble with these test-time speeds (e.g. 0.9 1.1)")
     args = parser.parse_args(argv)
 
     from training.config import import_library_quietly
@@ -77,7 +81,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     source = provenance("benchmarks.seed_ensemble")  # the code this started from, not what is checked out at the end
     from benchmarks.paired import paired_difference
     from sercal_keras.data import extract_segments
+    from sercal_keras.ensemble import EmotionEnsemble
+    from sercal_keras.errors import ConfigError
     from sercal_keras.inference import EmotionRecognizer
+    from training.evaluate import evaluate_model
 
     by_fold: Dict[str, List[Path]] = defaultdict(list)
     for run in map(Path, args.runs):
@@ -102,9 +109,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         row = {"fold": fold_name, "runs": [str(r) for r in runs],
                "member_ua": [m["ua"] for m in scores["members"]], "ensemble_ua": scores["ensemble"]["ua"],
                "ensemble_wa": scores["ensemble"]["wa"], "ensemble_confusion": scores["ensemble"]["confusion_matrix"]}
+        if args.test_time_speeds:
+            try:
+                ensemble = EmotionEnsemble(recognizers, test_time_speeds=args.test_time_speeds)
+            except ConfigError as error:
+                raise SystemExit(f"--test-time-speeds: {error}") from None
+            row["ensemble_with_speeds_ua"] = evaluate_model(ensemble, corpus, fold.test)["utterance"]["ua"]
         rows.append(row)
+        with_speeds = (f", with test-time speeds {100 * row['ensemble_with_speeds_ua']:.1f}"
+                       if args.test_time_speeds else "")
         print(f"{fold_name}: members {', '.join(f'{100 * u:.1f}' for u in row['member_ua'])} → "
-              f"ensemble {100 * row['ensemble_ua']:.1f}", flush=True)
+              f"ensemble {100 * row['ensemble_ua']:.1f}{with_speeds}", flush=True)
 
     ensemble = {(r["fold"], 0): r["ensemble_ua"] for r in rows}
     members_mean = {(r["fold"], 0): float(np.mean(r["member_ua"])) for r in rows}
@@ -116,20 +131,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                "ensemble_ua_mean": float(np.mean([r["ensemble_ua"] for r in rows])),
                "ensemble_ua_std": float(np.std([r["ensemble_ua"] for r in rows], ddof=1)) if len(rows) > 1 else 0.0,
                "ensemble_minus_members_mean": paired}
+    if args.test_time_speeds:
+        summary["test_time_speeds"] = list(args.test_time_speeds)
+        summary["ensemble_with_speeds_ua_mean"] = float(np.mean([r["ensemble_with_speeds_ua"] for r in rows]))
+        summary["ensemble_with_speeds_minus_ensemble"] = paired_difference(
+            {(r["fold"], 0): r["ensemble_with_speeds_ua"] for r in rows}, ensemble)
     payload = {**source, "rows": rows, "summary": summary}
+    speeds_cell = (lambda v: [f"{100 * v:.1f}"]) if args.test_time_speeds else (lambda v: [])  # noqa: E731
     table = [[r["fold"], " / ".join(f"{100 * u:.1f}" for u in r["member_ua"]), f"{100 * np.mean(r['member_ua']):.1f}",
-              f"{100 * r['ensemble_ua']:.1f}"] for r in rows]
+              f"{100 * r['ensemble_ua']:.1f}"] + speeds_cell(r.get("ensemble_with_speeds_ua")) for r in rows]
     table.append(["all folds", f"{100 * summary['member_ua_mean']:.1f} ± {100 * summary['member_ua_std']:.1f} (runs)",
                   f"{100 * summary['member_ua_mean']:.1f}",
-                  f"{100 * summary['ensemble_ua_mean']:.1f} ± {100 * summary['ensemble_ua_std']:.1f} (folds)"])
+                  f"{100 * summary['ensemble_ua_mean']:.1f} ± {100 * summary['ensemble_ua_std']:.1f} (folds)"]
+                 + speeds_cell(summary.get("ensemble_with_speeds_ua_mean")))
+    header = ["fold", "members", "members' mean", "ensemble"]
+    speeds_text = ""
+    if args.test_time_speeds:
+        header.append("ensemble, test-time speeds " + "/".join(f"{s:g}" for s in args.test_time_speeds))
+        d = summary["ensemble_with_speeds_minus_ensemble"]
+        speeds_text = (f" With test-time speeds − without, paired by fold: {100 * d['mean']:+.1f} pp "
+                       f"[{100 * d['ci95_low']:+.1f}, {100 * d['ci95_high']:+.1f}], {d['wins']}/{d['n']} folds.")
     markdown = (
         "# Seed ensembles: the average of several runs' probabilities against the runs alone\n\n"
         f"Command: `{payload['command']}`  \nCommit: `{payload['git_commit']}`\n\n"
         "Test UA (utterance level, %) per fold: each member, their mean, and the ensemble (mean of the members' "
         "segment probabilities, scored like one run). Ensemble − mean of members, paired by fold: "
         f"{100 * paired['mean']:+.1f} pp [{100 * paired['ci95_low']:+.1f}, {100 * paired['ci95_high']:+.1f}], "
-        f"{paired['wins']}/{paired['n']} folds.\n\n"
-        + markdown_table(["fold", "members", "members' mean", "ensemble"], table)
+        f"{paired['wins']}/{paired['n']} folds.{speeds_text}\n\n"
+        + markdown_table(header, table)
     )
     write_results(args.name, payload, markdown)
     print(markdown)

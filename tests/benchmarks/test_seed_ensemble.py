@@ -61,3 +61,23 @@ def test_the_library_ensemble_scores_what_the_benchmark_scores(two_seed_runs, tm
     segments = extract_segments(corpus, fold.test, ensemble.feature_config, training=False)
     members = [member_probabilities(EmotionRecognizer.load(run), segments, corpus) for run in two_seed_runs]
     np.testing.assert_allclose(ensemble.predict_features(segments.features), np.mean(members, axis=0), atol=1e-6)
+
+
+def test_main_scores_the_ensemble_with_test_time_speeds_as_evaluate_does(two_seed_runs, tmp_path):
+    from sercal_keras import EmotionEnsemble
+    from training.evaluate import evaluate_model
+    from benchmarks.common import run_test_fold
+
+    name = tmp_path / "ensemble"
+    assert main([*map(str, two_seed_runs), "--test-time-speeds", "0.9", "1.1", "--name", str(name)]) == 0
+    payload = json.loads(name.with_suffix(".json").read_text())
+    (row,) = payload["rows"]
+    corpus, fold = run_test_fold(two_seed_runs[0])
+    plain = evaluate_model(EmotionEnsemble.load(two_seed_runs), corpus, fold.test)["utterance"]["ua"]
+    assert plain == pytest.approx(row["ensemble_ua"])  # evaluate_model's ensemble is the benchmark's ensemble
+    speeds = EmotionEnsemble.load(two_seed_runs, test_time_speeds=(0.9, 1.1))
+    assert row["ensemble_with_speeds_ua"] == pytest.approx(evaluate_model(speeds, corpus, fold.test)["utterance"]["ua"])
+    assert payload["summary"]["test_time_speeds"] == [0.9, 1.1]
+    assert "test-time speeds 0.9/1.1" in name.with_suffix(".md").read_text()
+    with pytest.raises(SystemExit, match="--test-time-speeds"):
+        main([*map(str, two_seed_runs), "--test-time-speeds", "1.0", "--name", str(tmp_path / "x")])
