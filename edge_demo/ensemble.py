@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from edge_demo.runtime import EdgeModel, EdgeModelError
+from edge_demo.runtime import EdgeModel, EdgeModelError, classify_copies
 
 
 class EdgeEnsemble:
@@ -82,10 +82,10 @@ class EdgeEnsemble:
         """The members' mean segment probabilities (n, classes)."""
         return np.mean([m.classify_segments(segments) for m in self.members], axis=0).astype(np.float32)
 
-    def classify_waveform(self, waveform: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """(utterance probabilities (classes,), segment probabilities (n, classes))."""
-        segment_probs = self.classify_segments(self.segments(waveform))
-        return self.frontend.aggregate_utterance(segment_probs), segment_probs
+    def classify_waveform(self, waveform: np.ndarray,
+                          test_time_speeds: Sequence[float] = ()) -> Tuple[np.ndarray, np.ndarray]:
+        """(utterance probabilities (classes,), segment probabilities (n, classes)); see `classify_copies`."""
+        return classify_copies(self, waveform, test_time_speeds)
 
 
 def load_model_or_ensemble(model_path: str, card_path: Optional[str] = None, more: Sequence[str] = (),

@@ -47,6 +47,7 @@ REQUIRED = (
     "standardize",
     "shrink_statistics",
     "SPEAKER_PRIOR_WEIGHT",
+    "check_test_time_speeds",
 )
 
 _PACKAGE_DIR = Path(__file__).resolve().parent

@@ -40,13 +40,14 @@ from sercal_keras.audio.frontend import (
     SPEAKER_PRIOR_WEIGHT,
     FeatureConfig,
     aggregate_utterance,
+    check_test_time_speeds,
     mfcc,
     segment_waveform,
     shrink_statistics,
     speaker_statistics,
     standardize,
 )
-from sercal_keras.audio.speed_perturbation import SPEED_RANGE, change_speed
+from sercal_keras.audio.speed_perturbation import change_speed
 from sercal_keras.errors import ConfigError, ModelFileError, SpeakerStatisticsError
 from sercal_keras.model_card import ModelCard, card_path_for
 
@@ -136,7 +137,7 @@ class EmotionRecognizer:
             e.g. the training `speed_perturbation`, `(0.9, 1.1)`. Default: none.
 
     Raises:
-        ConfigError: a test-time speed outside `SPEED_RANGE`, 1, or repeated.
+        ConfigError: a test-time speed outside `frontend.SPEED_RANGE`, 1, or repeated.
 
     Example:
     >>> recognizer = EmotionRecognizer.load("runs/x/model.keras")  # doctest: +SKIP
@@ -175,12 +176,10 @@ class EmotionRecognizer:
 
     @test_time_speeds.setter
     def test_time_speeds(self, speeds: Sequence[float]) -> None:
-        speeds = tuple(float(s) for s in speeds)
-        bad = [s for s in speeds if not SPEED_RANGE[0] <= s <= SPEED_RANGE[1] or s == 1.0]
-        if bad or len(set(speeds)) != len(speeds):
-            raise ConfigError(f"test_time_speeds must be distinct factors in {list(SPEED_RANGE)} other than 1 "
-                              f"(the audio as recorded is always used), e.g. (0.9, 1.1). Received: {list(speeds)}")
-        self._test_time_speeds = speeds
+        try:
+            self._test_time_speeds = check_test_time_speeds(speeds)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
     @property
     def speeds(self) -> Tuple[float, ...]:

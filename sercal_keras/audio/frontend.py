@@ -30,7 +30,7 @@ import functools
 import math
 import os
 import struct
-from typing import Any, Mapping, Optional, Tuple, Union
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -556,6 +556,32 @@ def mfcc(segments: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.nd
             db = (db.reshape(-1, config.n_mels) @ projection).reshape(len(chunk), -1, rows)
         out[start : start + len(chunk)] = np.swapaxes(db, 1, 2)
     return out
+
+
+#: Speed factors (training augmentation, test-time copies) outside this range distort speech
+#: beyond what they are for.
+SPEED_RANGE = (0.5, 2.0)
+
+
+def check_test_time_speeds(speeds: Sequence[float]) -> Tuple[float, ...]:
+    """Validated test-time speed factors: distinct, in `SPEED_RANGE`, not 1 (the recorded audio is always used).
+
+    The one check of the library (`EmotionRecognizer(test_time_speeds=...)`) and
+    the edge runtime (`edge_demo.classify --test-time-speeds`).
+
+    Raises:
+        ValueError: a factor outside the range, 1, or repeated (message says what is allowed).
+
+    Example:
+    >>> check_test_time_speeds([0.9, 1.1])
+    (0.9, 1.1)
+    """
+    speeds = tuple(float(s) for s in speeds)
+    bad = [s for s in speeds if not SPEED_RANGE[0] <= s <= SPEED_RANGE[1] or s == 1.0]
+    if bad or len(set(speeds)) != len(speeds):
+        raise ValueError(f"test_time_speeds must be distinct factors in {list(SPEED_RANGE)} other than 1 "
+                         f"(the audio as recorded is always used), e.g. 0.9 1.1. Received: {list(speeds)}")
+    return speeds
 
 
 def aggregate_utterance(segment_probs: np.ndarray) -> np.ndarray:

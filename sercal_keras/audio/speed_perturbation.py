@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Factors outside this range distort speech beyond what augmentation is for.
-SPEED_RANGE = (0.5, 2.0)
+from sercal_keras.audio.frontend import SPEED_RANGE  # noqa: F401  (one definition, shared with the edge runtime)
 
 
 def change_speed(waveform: np.ndarray, factor: float, sample_rate: int = 16000) -> np.ndarray:

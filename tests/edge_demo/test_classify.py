@@ -148,3 +148,36 @@ def test_ensemble_refuses_a_member_of_another_recipe(edge_models, blocker_dir, t
     result = run_edge(blocker_dir, "classify", edge_models.tflite["float32"], edge_models.wavs[0],
                       "--ensemble", other)
     assert result.returncode == 2 and "disagree on labels" in result.stderr and str(other) in result.stderr
+
+
+def test_test_time_speeds_match_the_library(edge_models, blocker_dir):
+    from sercal_keras import EmotionRecognizer
+
+    wavs = edge_models.wavs[:4]
+    library = EmotionRecognizer.load(edge_models.keras_path, test_time_speeds=(0.9, 1.1)).predict_files(wavs)
+    doc = _classify_json(blocker_dir, edge_models.tflite["float32"], wavs, "--segments",
+                         "--test-time-speeds", "0.9", "1.1")
+    assert doc["test_time_speeds"] == [0.9, 1.1]
+    moved = 0
+    for result, expected in zip(doc["results"], library):
+        want = np.array([expected.probabilities[label] for label in edge_models.labels])
+        got = np.array([result["probabilities"][label] for label in edge_models.labels])
+        np.testing.assert_allclose(got, want, atol=1e-4)  # soxr on both sides: the same copies
+        # segments stay the recorded audio's; the utterance pools the copies
+        np.testing.assert_allclose(result["segment_probabilities"], edge_models.reference_segments[result["file"]],
+                                   atol=1e-4)
+        moved += not np.allclose(got, edge_models.reference[result["file"]], atol=1e-3)
+    assert moved  # the copies do change the answer somewhere
+    # without soxr (a bare device): the numpy resampler, within its ~-45 dB of soxr
+    bare = _classify_json(blocker_dir, edge_models.tflite["float32"], wavs, "--test-time-speeds", "0.9", "1.1",
+                          blocked=DEVICE_ONLY)
+    for result, expected in zip(bare["results"], library):
+        want = np.array([expected.probabilities[label] for label in edge_models.labels])
+        np.testing.assert_allclose([result["probabilities"][label] for label in edge_models.labels], want, atol=0.05)
+
+
+def test_bad_test_time_speeds_exit_2(edge_models, blocker_dir):
+    result = run_edge(blocker_dir, "classify", edge_models.tflite["float32"], edge_models.wavs[0],
+                      "--test-time-speeds", "1.0")
+    assert result.returncode == 2 and "test_time_speeds must be distinct factors" in result.stderr
+    assert result.stdout == ""

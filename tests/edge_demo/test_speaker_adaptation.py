@@ -127,3 +127,17 @@ def test_with_a_stored_average_no_audio_is_needed_and_enrolment_is_shrunk(edge_m
     got = _probabilities(json.loads(enrolled.stdout), edge_models.labels)
     np.testing.assert_allclose(got, expected, atol=1e-4)
     assert np.abs(got - _probabilities(json.loads(plain.stdout), edge_models.labels)).max() > 1e-3
+
+
+def test_per_speaker_models_refuse_test_time_speeds_on_the_edge(edge_models, speaker_models, blocker_dir):
+    result = run_edge(blocker_dir, "classify", speaker_models / "speaker.tflite", *edge_models.wavs[:2], "--adapt",
+                      "--test-time-speeds", "0.9", "1.1")
+    assert result.returncode == 2 and not result.stdout
+    assert "per-speaker model" in result.stderr and "--test-time-speeds" in result.stderr
+    from edge_demo.audio import load_audio
+    from edge_demo.runtime import EdgeModel, EdgeModelError
+
+    model = EdgeModel(speaker_models / "speaker.tflite")
+    model.adapt([load_audio(edge_models.wavs[0], 16000).waveform])
+    with pytest.raises(EdgeModelError, match="EmotionRecognizer"):
+        model.classify_waveform(load_audio(edge_models.wavs[0], 16000).waveform, (0.9,))
