@@ -1,0 +1,69 @@
+"""`benchmarks.weight_averaging`: the mean of a run's kept epoch weights, scored as the run was."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from benchmarks.weight_averaging import average_weights, main
+from tests.conftest import SMALL_CORPUS
+
+SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--folds", "0", "--epochs", "3", "--keep-epoch-weights"]
+
+
+def test_average_weights_is_the_elementwise_mean_in_each_arrays_dtype():
+    a = [np.array([1.0, 2.0], np.float32), np.array(4, np.int64)]
+    b = [np.array([3.0, 6.0], np.float32), np.array(4, np.int64)]
+    mean = average_weights([a, b])
+    np.testing.assert_array_equal(mean[0], [2.0, 4.0])
+    assert mean[0].dtype == np.float32 and mean[1].dtype == np.int64 and mean[1] == 4
+    with pytest.raises(ValueError, match="different models"):
+        average_weights([a, b[:1]])
+    with pytest.raises(ValueError, match="at least one"):
+        average_weights([])
+
+
+@pytest.fixture(scope="module")
+def run(warm_cache, tmp_path_factory):
+    from training.fit import main as fit
+
+    out = tmp_path_factory.mktemp("runs") / "run"
+    assert fit(SMALL + ["--output-dir", str(out)]) == 0
+    return out
+
+
+def test_one_epoch_averaged_is_that_epoch(run, tmp_path):
+    from benchmarks.common import run_test_fold
+    from benchmarks.selection_rules import epoch_ua
+    from sercal_keras.data import extract_segments
+    from sercal_keras.inference import EmotionRecognizer
+
+    name = tmp_path / "avg"
+    assert main([str(run), "--start-epoch", "3", "--name", str(name)]) == 0
+    payload = json.loads(name.with_suffix(".json").read_text())
+    (row,) = payload["rows"]
+    assert row["epochs"] == [3, 3]
+    assert row["selected_ua"] == pytest.approx(json.loads((run / "metrics.json").read_text())["utterance"]["ua"])
+    corpus, fold = run_test_fold(run)
+    recognizer = EmotionRecognizer.load(run)
+    segments = extract_segments(corpus, fold.test, recognizer.feature_config, training=False)
+    assert row["averaged_ua"] == pytest.approx(epoch_ua(recognizer, 3, run, segments, corpus, list(corpus.labels)))
+    assert payload["summary"]["all"]["n"] == 1 and "Averaged − selected" in name.with_suffix(".md").read_text()
+
+
+def test_all_epochs_are_averaged_by_default_without_a_drop(run, tmp_path):
+    name = tmp_path / "avg"
+    assert main([str(run), "--name", str(name)]) == 0  # 3 epochs at one lr: no drop, so epochs 1-3
+    (row,) = json.loads(name.with_suffix(".json").read_text())["rows"]
+    assert row["epochs"] == [1, 3] and 0.0 <= row["averaged_ua"] <= 1.0
+
+
+def test_missing_epoch_weights_and_bad_start_are_named(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "epoch_weights" / "epoch02.weights.h5").unlink()
+    with pytest.raises(SystemExit, match="epoch02.weights.h5 is missing"):
+        main([str(copy), "--name", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="--start-epoch must lie in"):
+        main([str(run), "--start-epoch", "4", "--name", str(tmp_path / "x")])
