@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 
@@ -129,34 +129,6 @@ def load_audio(path, sample_rate: int = 16000, decoder: str = "auto", frontend=N
             resampler = "numpy"
     waveform = np.clip(waveform, -1.0, 1.0).astype(np.float32, copy=False)
     return Audio(waveform, sample_rate, int(rate), used, resampler)
-
-
-def change_speed(waveform: np.ndarray, factor: float, sample_rate: int = 16000,
-                 frontend=None) -> Tuple[np.ndarray, str]:
-    """`waveform` played `factor` times faster (tempo and pitch, `sox speed`), as the library's `change_speed`.
-
-    The test-time copies of `--test-time-speeds`. soxr HQ when installed (the
-    library's exact call); otherwise the front-end's numpy resampler, which
-    needs `factor * sample_rate` to be a whole number of Hz (0.9 and 1.1 at
-    16 kHz are).
-
-    Returns:
-        (float32 samples at `sample_rate`, `"soxr"` or `"numpy"`).
-
-    Raises:
-        EdgeAudioError: the numpy resampler cannot do this factor.
-    """
-    waveform = np.asarray(waveform, np.float32)
-    soxr = _soxr()
-    if soxr is not None:
-        out, used = soxr.resample(waveform, float(sample_rate) * factor, float(sample_rate), quality="HQ"), "soxr"
-    else:
-        rate = float(sample_rate) * factor
-        if abs(rate - round(rate)) > 1e-6:
-            raise EdgeAudioError(f"speed {factor:g} at {sample_rate} Hz needs soxr (`pip install soxr`): the numpy "
-                                 f"resampler takes whole rates, and {rate:g} Hz is not one.")
-        out, used = (frontend or load_frontend()).resample(waveform, int(round(rate)), sample_rate), "numpy"
-    return np.clip(out, -1.0, 1.0).astype(np.float32, copy=False), used
 
 
 def _one_line(error: BaseException) -> str:

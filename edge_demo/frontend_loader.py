@@ -48,6 +48,7 @@ REQUIRED = (
     "shrink_statistics",
     "SPEAKER_PRIOR_WEIGHT",
     "check_test_time_speeds",
+    "change_speed",
 )
 
 _PACKAGE_DIR = Path(__file__).resolve().parent

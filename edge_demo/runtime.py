@@ -563,7 +563,8 @@ def classify_copies(model, waveform: np.ndarray,
 
     With `test_time_speeds` (e.g. `(0.9, 1.1)`, the default recipe's training
     speeds), the waveform is also classified sped up and slowed down
-    (`edge_demo.audio.change_speed`) and the utterance probabilities are the
+    (the front-end's `change_speed`, the function that made the training
+    copies) and the utterance probabilities are the
     mean over the segments of every copy, as `EmotionRecognizer(...,
     test_time_speeds=...)` computes them (research log #42: +1.6 pp UA); the
     segment probabilities returned stay the recorded audio's.
@@ -583,12 +584,12 @@ def classify_copies(model, waveform: np.ndarray,
     if model.per_speaker:
         raise EdgeModelError("test-time speeds are not supported for per-speaker models on the edge runtime; "
                              "use EmotionRecognizer(..., test_time_speeds=...) in Python, or drop them.")
-    from edge_demo.audio import change_speed
-
     rate = model.feature_config.sample_rate
-    copies = [segment_probs] + [
-        model.classify_segments(model.segments(change_speed(waveform, speed, rate, model.frontend)[0]))
-        for speed in speeds]
+    try:
+        sped = [model.frontend.change_speed(waveform, speed, rate) for speed in speeds]
+    except ValueError as error:  # no soxr and a factor the numpy resampler cannot do
+        raise EdgeModelError(str(error)) from None
+    copies = [segment_probs] + [model.classify_segments(model.segments(w)) for w in sped]
     return model.frontend.aggregate_utterance(np.concatenate(copies)), segment_probs
 
 
