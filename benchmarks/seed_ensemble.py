@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from benchmarks.common import markdown_table, provenance, run_test_fold, write_results
+from benchmarks.common import markdown_table, run_test_fold, started, write_results
 
 
 def member_probabilities(recognizer, segments, corpus) -> np.ndarray:
@@ -75,10 +75,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="also score the ensemble with these test-time speeds (e.g. 0.9 1.1)")
     args = parser.parse_args(argv)
 
-    from training.config import import_library_quietly
-
-    import_library_quietly()
-    source = provenance("benchmarks.seed_ensemble")  # the code this started from, not what is checked out at the end
+    source = started("benchmarks.seed_ensemble")
     from benchmarks.paired import paired_difference
     from sercal_keras.data import extract_segments
     from sercal_keras.ensemble import EmotionEnsemble

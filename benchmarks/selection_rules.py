@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from benchmarks.common import markdown_table, provenance, run_test_fold, write_results
+from benchmarks.common import markdown_table, rescore_parser, run_test_fold, started, write_results
 
 
 def current_rule(val_ua: Sequence[float]) -> int:
@@ -91,16 +90,22 @@ def read_history(run: Path) -> Dict[str, List[float]]:
     return {"val_ua": [float(r["val_ua"]) for r in rows], "learning_rate": [float(r["learning_rate"]) for r in rows]}
 
 
+def epoch_weights(run: Path, epoch: int) -> Path:
+    """The kept weights of `epoch` (1-based) of `run`; SystemExit naming the file and the fix when missing."""
+    from training.run_dir import EPOCH_WEIGHTS_DIR, epoch_weights_name
+
+    path = Path(run) / EPOCH_WEIGHTS_DIR / epoch_weights_name(epoch)
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: train the runs with --keep-epoch-weights")
+    return path
+
+
 def epoch_ua(recognizer, epoch: int, run: Path, segments, corpus, labels) -> float:
     """Test UA of `run` with the weights of `epoch` (1-based), scored as the run was."""
     from benchmarks.seed_ensemble import member_probabilities
     from sercal_keras.metrics import evaluate_segments
-    from training.run_dir import EPOCH_WEIGHTS_DIR
 
-    path = run / EPOCH_WEIGHTS_DIR / f"epoch{epoch:02d}.weights.h5"
-    if not path.is_file():
-        raise SystemExit(f"{path} is missing: train the runs with --keep-epoch-weights")
-    recognizer.model.load_weights(str(path))
+    recognizer.model.load_weights(str(epoch_weights(run, epoch)))
     probs = member_probabilities(recognizer, segments, corpus)
     return float(evaluate_segments(probs, segments.labels, segments.utterance_index, labels)["utterance"]["ua"])
 
@@ -137,19 +142,12 @@ def score_run(run: Path, start_epoch: Optional[int], data_dir: Optional[str]) ->
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.selection_rules",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", help="run directories trained with --keep-epoch-weights")
+    parser = rescore_parser("benchmarks.selection_rules", __doc__, "run directories trained with --keep-epoch-weights")
     parser.add_argument("--start-epoch", type=int, default=None,
                         help="first epoch the late rule may pick (1-based; default: the first lr drop)")
-    parser.add_argument("--data-dir", help="corpus folder (default: each run's config)")
-    parser.add_argument("--name", default="selection_rules", help="results name")
     args = parser.parse_args(argv)
 
-    from training.config import import_library_quietly
-
-    import_library_quietly()
-    source = provenance("benchmarks.selection_rules")  # the code this started from, not what is checked out at the end
+    source = started("benchmarks.selection_rules")
     from benchmarks.paired import paired_difference
 
     rows = []

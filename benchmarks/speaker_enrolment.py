@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from benchmarks.common import markdown_table, provenance, run_test_fold, write_results
+from benchmarks.common import markdown_table, run_test_fold, started, write_results
 
 
 def enrolment_statistics(features: np.ndarray, owners: np.ndarray, enrolment: Dict[str, np.ndarray], prior=None,
@@ -92,10 +92,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.draws < 1 or any(k < 1 for k in args.sizes):
         parser.error("--draws and every --sizes value must be >= 1")
 
-    from training.config import import_library_quietly
-
-    import_library_quietly()
-    source = provenance("benchmarks.speaker_enrolment")  # the code this started from, not what is checked out at the end
+    source = started("benchmarks.speaker_enrolment")
     from sercal_keras.data import extract_segments
     from sercal_keras.data.speaker_normalization import speaker_prior
     from sercal_keras.inference import EmotionRecognizer

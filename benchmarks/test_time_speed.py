@@ -24,15 +24,12 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
-from collections import defaultdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
-import numpy as np
-
-from benchmarks.common import markdown_table, provenance, run_test_fold, write_results
+from benchmarks.common import (grid_name, markdown_table, paired_by_run, paired_lines, reproduced_scores,
+                               rescore_parser, rescore_runs, run_test_fold, started, write_results)
 
 
 def score_run(run: Path, speeds: Optional[Sequence[float]], data_dir: Optional[str]) -> Dict[str, Any]:
@@ -57,11 +54,7 @@ def score_run(run: Path, speeds: Optional[Sequence[float]], data_dir: Optional[s
         with_speeds = EmotionRecognizer(plain.model, plain.card, test_time_speeds=speeds)
     except ConfigError as error:
         raise SystemExit(f"--speeds: {error}") from None
-    plain_scores = evaluate_model(plain, corpus, fold.test)["utterance"]
-    recorded = float(metrics["utterance"]["ua"])
-    if not np.isclose(plain_scores["ua"], recorded, atol=1e-6):
-        raise SystemExit(f"{run}: recomputed UA {plain_scores['ua']:.4f}, metrics.json says {recorded:.4f}; "
-                         "the run and this script disagree")
+    plain_scores = reproduced_scores(run, plain, corpus, fold)
     speed_scores = evaluate_model(with_speeds, corpus, fold.test)["utterance"]
     return {"run": str(run), "corpus": config["corpus"], "variant": config.get("variant"), "fold": metrics["fold"],
             "seed": metrics["seed"], "speeds": list(with_speeds.speeds), "plain_ua": float(plain_scores["ua"]),
@@ -69,51 +62,24 @@ def score_run(run: Path, speeds: Optional[Sequence[float]], data_dir: Optional[s
             "with_speeds_wa": float(speed_scores["wa"])}
 
 
-def summarize(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-    """With-speeds − plain paired by run: pooled over all rows (`"all"`) and per corpus."""
-    from benchmarks.paired import paired_difference
-
-    groups: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        groups["all"].append(row)
-        groups[row["corpus"]].append(row)
-    return {name: paired_difference({(r["run"], 0): r["with_speeds_ua"] for r in group},
-                                    {(r["run"], 0): r["plain_ua"] for r in group})
-            for name, group in groups.items()}
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.test_time_speed",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", help="run directories (training.fit output)")
+    parser = rescore_parser("benchmarks.test_time_speed", __doc__, "run directories (training.fit output)")
     parser.add_argument("--speeds", nargs="+", type=float, default=None,
                         help="test-time speed factors besides 1.0 (default: each run's training speed_perturbation)")
-    parser.add_argument("--data-dir", help="corpus folder (default: each run's config)")
-    parser.add_argument("--name", default="test_time_speed", help="results name")
     args = parser.parse_args(argv)
 
-    from training.config import import_library_quietly
-
-    import_library_quietly()
-    source = provenance("benchmarks.test_time_speed")  # the code this started from, not what is checked out at the end
-    rows = []
-    for done, run in enumerate(map(Path, args.runs), start=1):
-        row = score_run(run, args.speeds, args.data_dir)
-        rows.append(row)
-        print(f"[{done}/{len(args.runs)}] {run}: UA {100 * row['plain_ua']:.1f} → {100 * row['with_speeds_ua']:.1f}",
-              flush=True)
-    summary = summarize(rows)
+    source = started("benchmarks.test_time_speed")
+    rows = rescore_runs(args.runs, lambda run: score_run(run, args.speeds, args.data_dir),
+                        lambda r: f"UA {100 * r['plain_ua']:.1f} → {100 * r['with_speeds_ua']:.1f}")
+    summary = paired_by_run(rows, "with_speeds_ua", "plain_ua")
     payload = {**source, "rows": rows, "summary": summary}
-    fmt = lambda d: (f"{100 * d['mean']:+.1f} pp [{100 * d['ci95_low']:+.1f}, {100 * d['ci95_high']:+.1f}], "  # noqa: E731
-                     f"{d['wins']}/{d['n']} runs better, p {d['p_value']:.3g}")
-    lines = "\n".join(f"- {name}: {fmt(d)}" for name, d in summary.items())
-    table = [[Path(r["run"]).parent.parent.name + "/" + Path(r["run"]).parent.name, r["fold"], str(r["seed"]),
-              f"{100 * r['plain_ua']:.1f}", f"{100 * r['with_speeds_ua']:.1f}"] for r in rows]
+    table = [[grid_name(r["run"]), r["fold"], str(r["seed"]), f"{100 * r['plain_ua']:.1f}",
+              f"{100 * r['with_speeds_ua']:.1f}"] for r in rows]
     markdown = (
         "# Test-time speed perturbation: each run on its test audio as recorded, and pooled with sped-up/down "
         "copies\n\n"
         f"Command: `{payload['command']}`  \nCommit: `{payload['git_commit']}`\n\n"
-        "Test UA (utterance level, %). With speeds − plain, paired by run:\n\n" + lines + "\n\n"
+        "Test UA (utterance level, %). With speeds − plain, paired by run:\n\n" + paired_lines(summary) + "\n\n"
         + markdown_table(["grid/variant", "fold", "seed", "UA plain", "UA with speeds"], table)
     )
     write_results(args.name, payload, markdown)

@@ -37,6 +37,7 @@ import numpy as np
 
 from sercal_keras import metrics
 from sercal_keras.io_utils import write_json, write_text
+from training.run_dir import epoch_weights_name
 
 #: `seconds`: the training part of the epoch; `validation_seconds`: the validation after it.
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_wa", "val_ua", "learning_rate", "seconds",
@@ -270,7 +271,7 @@ class ValidationUA(keras.callbacks.Callback):
                 if improved:
                     self._save_weights(self.best_weights_path)
                 if self.epoch_weights_dir is not None:
-                    self._save_weights(self.epoch_weights_dir / f"epoch{epoch + 1:02d}.weights.h5")
+                    self._save_weights(self.epoch_weights_dir / epoch_weights_name(epoch + 1))
             logs.update(scores)
             row.update(scores)
             if improved:

@@ -40,6 +40,11 @@ CHECKPOINT_DIR = ".checkpoints"
 EPOCH_WEIGHTS_DIR = "epoch_weights"  # --keep-epoch-weights
 
 
+def epoch_weights_name(epoch: int) -> str:
+    """The file of one epoch's weights in `EPOCH_WEIGHTS_DIR` (1-based, as `best_epoch`), e.g. `epoch07.weights.h5`."""
+    return f"epoch{epoch:02d}.weights.h5"
+
+
 def run_name(fold_name: str, seed: int) -> str:
     """The sub-directory of one fold × seed, e.g. `speakers-03+08_seed0`."""
     safe = re.sub(r"[^A-Za-z0-9+._-]", "_", fold_name)

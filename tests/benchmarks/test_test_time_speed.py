@@ -5,7 +5,8 @@ import shutil
 
 import pytest
 
-from benchmarks.test_time_speed import main, summarize
+from benchmarks.common import paired_by_run
+from benchmarks.test_time_speed import main
 from tests.conftest import SMALL_CORPUS
 
 SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--folds", "0", "--epochs", "2"]
@@ -14,7 +15,7 @@ SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--folds", "0", "--epoch
 def test_summary_pairs_run_by_run_per_corpus_and_pooled():
     rows = [{"run": f"r{i}", "corpus": corpus, "plain_ua": 0.5, "with_speeds_ua": 0.5 + gain}
             for i, (corpus, gain) in enumerate([("emodb", 0.1), ("emodb", 0.1), ("ravdess", -0.1), ("ravdess", -0.3)])]
-    summary = summarize(rows)
+    summary = paired_by_run(rows, "with_speeds_ua", "plain_ua")
     assert summary["emodb"]["n"] == 2 and summary["emodb"]["mean"] == pytest.approx(0.1)
     assert summary["ravdess"]["mean"] == pytest.approx(-0.2)
     assert summary["all"]["n"] == 4 and summary["all"]["mean"] == pytest.approx(-0.05)
@@ -72,12 +73,13 @@ def test_main_needs_speeds_for_a_run_trained_without(run, tmp_path):
 
 def test_results_name_the_code_scoring_started_from(tmp_path, monkeypatch):
     # a commit landing while runs are scored must not be named as the code that scored them
+    import benchmarks.common as common
     import benchmarks.test_time_speed as tts
 
     commits = iter(["start", "end"])
-    monkeypatch.setattr(tts, "provenance", lambda module: {"command": "x", "git_commit": next(commits)})
+    monkeypatch.setattr(common, "provenance", lambda module: {"command": "x", "git_commit": next(commits)})
     row = {"run": "r", "corpus": "emodb", "plain_ua": 0.5, "with_speeds_ua": 0.6, "fold": "f", "seed": 0}
-    monkeypatch.setattr(tts, "score_run", lambda run, speeds, data_dir: (tts.provenance("later"), row)[1])
+    monkeypatch.setattr(tts, "score_run", lambda run, speeds, data_dir: (common.provenance("later"), row)[1])
     name = tmp_path / "tts"
     assert main(["r", "--name", str(name)]) == 0
     assert json.loads(name.with_suffix(".json").read_text())["git_commit"] == "start"
