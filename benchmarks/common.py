@@ -126,6 +126,16 @@ def reproduced_scores(run: Path, recognizer, corpus, fold) -> Dict[str, Any]:
     return scores
 
 
+def require_selected_epoch(run: Path, metrics: Dict[str, Any]) -> None:
+    """SystemExit naming `run` when its model is a weight average (`--average-from-epoch`), not one
+    selected epoch: the rescoring benchmarks compare rules against training's selected epoch."""
+    if metrics.get("averaged_epochs"):
+        first, last = metrics["averaged_epochs"]
+        raise SystemExit(f"{run}: its model is the mean of epochs {first}-{last} (--average-from-epoch), not a "
+                         "selected epoch; rescore runs trained with --keep-epoch-weights and without "
+                         "--average-from-epoch")
+
+
 def grid_name(run: str) -> str:
     """`<grid>/<variant>` of a run directory `runs/benchmarks/<grid>/<variant>/<run>`."""
     return f"{Path(run).parent.parent.name}/{Path(run).parent.name}"

@@ -34,7 +34,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from benchmarks.common import markdown_table, rescore_parser, run_test_fold, started, write_results
+from benchmarks.common import (markdown_table, require_selected_epoch, rescore_parser, run_test_fold, started,
+                               write_results)
 
 
 def current_rule(val_ua: Sequence[float]) -> int:
@@ -114,6 +115,7 @@ def score_run(run: Path, start_epoch: Optional[int], data_dir: Optional[str]) ->
     """Both rules' epochs on one run, and their test UA (computed only where they differ)."""
     history = read_history(run)
     metrics = json.loads((run / "metrics.json").read_text())
+    require_selected_epoch(run, metrics)
     start = start_epoch or first_drop_epoch(history["learning_rate"])
     current, late = current_rule(history["val_ua"]), late_rule(history["val_ua"], start)
     repair = repair_rule(history["val_ua"], start)

@@ -22,27 +22,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
-
-import numpy as np
+from typing import Any, Dict, Optional, Sequence
 
 from benchmarks.common import (grid_name, markdown_table, paired_by_run, paired_lines, reproduced_scores,
-                               rescore_parser, rescore_runs, run_test_fold, started, write_results)
-
-
-def average_weights(weight_sets: Sequence[List[np.ndarray]]) -> List[np.ndarray]:
-    """The element-wise mean of several `model.get_weights()` lists, each array in its own dtype.
-
-    Example:
-    >>> [w.tolist() for w in average_weights([[np.array([1.0, 2.0])], [np.array([3.0, 4.0])]])]
-    [[2.0, 3.0]]
-    """
-    if not weight_sets:
-        raise ValueError("average_weights needs at least one set of weights")
-    if len({len(s) for s in weight_sets}) != 1:
-        raise ValueError("the weight sets come from different models (different numbers of arrays)")
-    return [np.mean(np.stack([np.asarray(a, np.float64) for a in arrays]), axis=0).astype(np.asarray(arrays[0]).dtype)
-            for arrays in zip(*weight_sets)]
+                               require_selected_epoch, rescore_parser, rescore_runs, run_test_fold, started,
+                               write_results)
+from training.weight_averaging import load_averaged_weights
 
 
 def score_run(run: Path, start_epoch: Optional[int], data_dir: Optional[str]) -> Dict[str, Any]:
@@ -53,6 +38,7 @@ def score_run(run: Path, start_epoch: Optional[int], data_dir: Optional[str]) ->
 
     config = json.loads((run / "config.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
+    require_selected_epoch(run, metrics)
     history = read_history(run)
     last = len(history["val_ua"])
     start = start_epoch or first_drop_epoch(history["learning_rate"])
@@ -62,11 +48,7 @@ def score_run(run: Path, start_epoch: Optional[int], data_dir: Optional[str]) ->
     corpus, fold = run_test_fold(run, data_dir)
     recognizer = EmotionRecognizer.load(run)
     selected = reproduced_scores(run, recognizer, corpus, fold)
-    weight_sets = []
-    for path in paths:
-        recognizer.model.load_weights(str(path))
-        weight_sets.append([w.copy() for w in recognizer.model.get_weights()])
-    recognizer.model.set_weights(average_weights(weight_sets))
+    load_averaged_weights(recognizer.model, paths)
     averaged = evaluate_model(recognizer, corpus, fold.test)["utterance"]
     return {"run": str(run), "corpus": config["corpus"], "variant": config.get("variant"), "fold": metrics["fold"],
             "seed": metrics["seed"], "selected_epoch": metrics.get("best_epoch"), "epochs": [start, last],

@@ -162,8 +162,10 @@ class ValidationUA(keras.callbacks.Callback):
         patience: epochs without improvement before stopping; 0 = never.
         history_path: where to (re)write `history.csv` after every epoch, or None.
         predict_batch_size: batch size of the local predictions.
-        epoch_weights_dir: if set, every epoch's weights, as validation scored
-            them, go to `epochNN.weights.h5` there (1-based, as `best_epoch`).
+        epoch_weights_dir: if set, every epoch's weights, as validation scores
+            them (the moving averages under `use_ema`), go to
+            `epochNN.weights.h5` there (1-based, as `best_epoch`), with or
+            without a validation set.
     """
 
     def __init__(self, state_dir, labels: Sequence[str], validation=None, patience: int = 0,
@@ -262,6 +264,9 @@ class ValidationUA(keras.callbacks.Callback):
             pass
         row["seconds"] = round(time.perf_counter() - self._epoch_start, 3)
         diverged = not math.isfinite(row.get("loss", 0.0))
+        if self.epoch_weights_dir is not None and not diverged:
+            with self._averaged_weights():
+                self._save_weights(self.epoch_weights_dir / epoch_weights_name(epoch + 1))
         if self.validation is not None and not diverged:
             validation_start = time.perf_counter()
             with self._averaged_weights():
@@ -270,8 +275,6 @@ class ValidationUA(keras.callbacks.Callback):
                 improved = best is None or scores["val_ua"] > best
                 if improved:
                     self._save_weights(self.best_weights_path)
-                if self.epoch_weights_dir is not None:
-                    self._save_weights(self.epoch_weights_dir / epoch_weights_name(epoch + 1))
             logs.update(scores)
             row.update(scores)
             if improved:

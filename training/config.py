@@ -98,6 +98,12 @@ class TrainConfig:
             e.g. `{"calibration_context": 5}` or `{"focus_source": "energy"}`);
             empty = the variant's defaults (the paper preset's forms).
         output_dir: where the run directory goes; None = `runs/<corpus>_<variant>_<time>`.
+        average_from_epoch: N >= 1: the saved model is the element-wise mean
+            of the weights of epochs N..last (1-based; stochastic weight
+            averaging, BatchNorm statistics averaged too, `weight_averaging.py`)
+            instead of the best validation epoch; validation UA is still
+            computed (history, early stopping) but selects nothing. 11 with
+            the default schedule = from the first lr drop. 0 = off.
         keep_epoch_weights: also write every epoch's weights (as validation saw
             them) to `epoch_weights/epochNN.weights.h5` in the run directory,
             ~1 MB each, for offline studies of model-selection rules
@@ -140,6 +146,7 @@ class TrainConfig:
     features: Dict[str, Any] = dataclasses.field(default_factory=dict)
     model_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
     output_dir: Optional[str] = None
+    average_from_epoch: int = 0
     keep_epoch_weights: bool = False
     overwrite: bool = False
     cache_dir: Optional[str] = None
@@ -277,6 +284,9 @@ class TrainConfig:
                  f"Received: {self.feature_normalization!r}")
         if not 0 <= self.validation_fraction < 1:
             fail("validation_fraction", f"must lie in [0, 1). Received: {self.validation_fraction}")
+        if not 0 <= self.average_from_epoch <= self.epochs:
+            fail("average_from_epoch", f"must lie in [0, --epochs = {self.epochs}] (0 = off: keep the best "
+                 f"validation epoch). Received: {self.average_from_epoch}")
         if self.patience < 0:
             fail("patience", f"must be >= 0 (0 = no early stopping). Received: {self.patience}")
         if self.patience and not self.validation_fraction:
@@ -365,7 +375,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         return _error(f"{flag(key)} must be {kind}. Received: {value!r} (from {source})")
 
     if key in ("epochs", "batch_size", "lr_step_epochs", "patience", "verbosity", "time_masks", "time_mask_width",
-               "freq_masks", "freq_mask_width"):
+               "freq_masks", "freq_mask_width", "average_from_epoch"):
         if isinstance(value, bool):
             raise bad("an integer")
         try:
@@ -558,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--ema-momentum", metavar="M",
                        help="select and save an exponential moving average of the weights with momentum M, "
                        "e.g. 0.99 (default: 0 = off)")
+    model.add_argument("--average-from-epoch", metavar="N",
+                       help="save the mean of the weights of epochs N..last instead of the best validation epoch "
+                       "(weight averaging; 11 = from the first lr drop of the default schedule; default: 0 = off)")
     model.add_argument("--patience", metavar="N",
                        help="stop after N epochs without a better validation UA (default: 0 = off)")
     model.add_argument("--seeds", "--seed", metavar="SEEDS", dest="seeds",

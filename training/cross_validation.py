@@ -123,7 +123,10 @@ def run_cross_validation(config, command: Optional[Sequence[str]] = None,
             trained_seconds.append(result.get("wall_seconds", 0.0))
             remaining = sum(1 for d, f in zip(run_dirs[n:], finished[n:]) if not f)
             eta = f"; ETA {_format_seconds(np.mean(trained_seconds) * remaining)}" if remaining else ""
-            log(f"{tag}: {_line(result)}, best epoch {result.get('best_epoch')}/{result.get('epochs_run')}, "
+            averaged = result.get("averaged_epochs")
+            model = (f"epochs {averaged[0]}-{averaged[1]} averaged" if averaged
+                     else f"best epoch {result.get('best_epoch')}")
+            log(f"{tag}: {_line(result)}, {model}/{result.get('epochs_run')}, "
                 f"{_format_seconds(result.get('wall_seconds', 0))}{eta}")
         result["run_dir"] = str(run_dir)
         runs.append(result)

@@ -3,7 +3,8 @@
 Layout. One fold and one seed: the output directory *is* the run directory:
 
     <output_dir>/
-      model.keras          best epoch on validation UA (training speakers only)
+      model.keras          best epoch on validation UA (training speakers only), or with
+                           --average-from-epoch N the mean of the weights of epochs N..last
       model_card.json      labels, FeatureConfig, normalisation, corpus, variant, versions, fold/seed
       metrics.json         test fold: WA, UA, macro-F1, per-class recall, confusion (segment + utterance)
       history.csv          per epoch: loss, accuracy, val_loss, val_wa, val_ua, learning_rate, seconds, validation_seconds

@@ -24,7 +24,9 @@ from sercal_keras.errors import ConfigError, SercalError
 from sercal_keras.io_utils import atomic_path, write_json, write_text
 from sercal_keras.reporting import plot_confusion
 from training import plots
-from training.run_dir import CHECKPOINT_DIR, CONFIG_NAME, EPOCH_WEIGHTS_DIR, METRICS_NAME, MODEL_NAME
+from training.run_dir import (CHECKPOINT_DIR, CONFIG_NAME, EPOCH_WEIGHTS_DIR, METRICS_NAME, MODEL_NAME,
+                              epoch_weights_name)
+from training.weight_averaging import load_averaged_weights
 
 
 class TrainingDivergedError(SercalError):
@@ -322,9 +324,12 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
     dataset = dataset.with_options(options)
 
     validation = (val_set.features, val_set.labels, val_set.utterance_index) if len(val_set) else None
+    # Weight averaging reads the epochs' weights at the end: kept in the run directory when asked
+    # to, else in the checkpoint folder (resumable like the rest, deleted with it).
+    epoch_weights_dir = (work_dir / EPOCH_WEIGHTS_DIR if config.keep_epoch_weights
+                         else checkpoints / EPOCH_WEIGHTS_DIR if config.average_from_epoch else None)
     monitor = ValidationUA(checkpoints, labels, validation, patience=config.patience,
-                           history_path=work_dir / "history.csv",
-                           epoch_weights_dir=work_dir / EPOCH_WEIGHTS_DIR if config.keep_epoch_weights else None)
+                           history_path=work_dir / "history.csv", epoch_weights_dir=epoch_weights_dir)
     callbacks = [
         monitor,
         keras.callbacks.BackupAndRestore(str(checkpoints / "backup"), double_checkpoint=True),
@@ -348,14 +353,29 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
             f"fold {fold.name} seed {seed}: the loss became NaN/Inf at epoch {bad if bad is None else bad + 1}; "
             "lower --learning-rate or check the features, then start over with --overwrite"
         )
-    weights = monitor.best_weights_path if validation is not None else monitor.last_weights_path
-    model.load_weights(str(weights))
     best_epoch = state["best_epoch"] if validation is not None else len(history) - 1
+    averaged_epochs = None
+    if config.average_from_epoch:
+        # an early stop before the window opens leaves the last epoch alone
+        averaged_epochs = [min(config.average_from_epoch, len(history)), len(history)]
+        load_averaged_weights(model, [epoch_weights_dir / epoch_weights_name(epoch)
+                                      for epoch in range(averaged_epochs[0], averaged_epochs[1] + 1)])
+        log(f"  model: the mean of the weights of epochs {averaged_epochs[0]}–{averaged_epochs[1]}")
+        selection = f"mean of the weights of epochs {averaged_epochs[0]}-{averaged_epochs[1]}"
+    else:
+        weights = monitor.best_weights_path if validation is not None else monitor.last_weights_path
+        model.load_weights(str(weights))
+        selection = "best validation UA (utterance level)" if validation is not None else "last epoch"
 
     # ---- a clean float32, uncompiled copy for the artifact and evaluation
     inference_model = build_and_compile(config, len(labels), mean, variance, fc.feature_shape, compile_model=False)
     inference_model.set_weights(model.get_weights())
-    probs = make_predict_fn(inference_model)(test_set.features)
+    predict = make_predict_fn(inference_model)
+    probs = predict(test_set.features)
+    model_validation_ua = None  # the saved model's (for an average, not any epoch's)
+    if validation is not None:
+        model_validation_ua = metrics.evaluate_segments(predict(val_set.features), val_set.labels,
+                                                        val_set.utterance_index, labels)["utterance"]["ua"]
     result = metrics.evaluate_segments(probs, test_set.labels, test_set.utterance_index, labels)
     train_seconds = sum(float(row.get("seconds") or 0.0) + float(row.get("validation_seconds") or 0.0)
                         for row in history)
@@ -371,9 +391,11 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
         "speaker_independent": bool(fold.speaker_independent),
         "test_speakers": list(fold.test_speakers),
         "validation_speakers": val_speakers,
-        "model_selection": "best validation UA (utterance level)" if validation is not None else "last epoch",
+        "model_selection": selection,
         "best_epoch": None if best_epoch is None else int(best_epoch) + 1,
         "best_validation_ua": state.get("best_ua"),
+        "averaged_epochs": averaged_epochs,
+        "validation_ua": model_validation_ua,
         "epochs_run": len(history),
         "stopped_early": bool(state.get("stopped_early")),
         "num_train_segments": len(train_set),
@@ -403,7 +425,8 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
             variant=config.variant,
             versions=versions,
             extra={**{k: info[k] for k in ("protocol", "fold", "fold_index", "seed", "test_speakers",
-                                            "validation_speakers", "best_epoch", "speaker_independent")},
+                                            "validation_speakers", "best_epoch", "averaged_epochs",
+                                            "speaker_independent")},
                    "feature_normalization": config.feature_normalization, **speaker_card},
         ).save(work_dir / "model_card.json")
         write_json(work_dir / CONFIG_NAME, run_config.to_dict())

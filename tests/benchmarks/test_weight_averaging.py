@@ -3,25 +3,12 @@
 import json
 import shutil
 
-import numpy as np
 import pytest
 
-from benchmarks.weight_averaging import average_weights, main
+from benchmarks.weight_averaging import main
 from tests.conftest import SMALL_CORPUS
 
 SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--folds", "0", "--epochs", "3", "--keep-epoch-weights"]
-
-
-def test_average_weights_is_the_elementwise_mean_in_each_arrays_dtype():
-    a = [np.array([1.0, 2.0], np.float32), np.array(4, np.int64)]
-    b = [np.array([3.0, 6.0], np.float32), np.array(4, np.int64)]
-    mean = average_weights([a, b])
-    np.testing.assert_array_equal(mean[0], [2.0, 4.0])
-    assert mean[0].dtype == np.float32 and mean[1].dtype == np.int64 and mean[1] == 4
-    with pytest.raises(ValueError, match="different models"):
-        average_weights([a, b[:1]])
-    with pytest.raises(ValueError, match="at least one"):
-        average_weights([])
 
 
 @pytest.fixture(scope="module")

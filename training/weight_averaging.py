@@ -1,0 +1,63 @@
+"""Weight averaging: one model from the mean of several epochs' weights.
+
+Stochastic weight averaging (Izmailov et al., 2018) in its plainest form: the
+element-wise mean of the weights saved at the end of each epoch of a window,
+BatchNorm's moving statistics averaged with the rest (no recalibration pass).
+`python -m training.fit --average-from-epoch N` saves the mean of epochs
+N..last instead of the best validation epoch, and
+`benchmarks.weight_averaging` scores the same mean after the fact on runs
+trained with `--keep-epoch-weights`: one function for both, so the research
+log's numbers are the option's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Sequence
+
+import numpy as np
+
+
+def average_weights(weight_sets: Sequence[List[np.ndarray]]) -> List[np.ndarray]:
+    """The element-wise mean of several `model.get_weights()` lists, each array in its own dtype.
+
+    Args:
+        weight_sets: one list of arrays per model, all from the same architecture.
+
+    Returns:
+        One list of arrays: the means (computed in float64, cast back).
+
+    Example:
+    >>> [w.tolist() for w in average_weights([[np.array([1.0, 2.0])], [np.array([3.0, 4.0])]])]
+    [[2.0, 3.0]]
+    """
+    if not weight_sets:
+        raise ValueError("average_weights needs at least one set of weights")
+    if len({len(s) for s in weight_sets}) != 1:
+        raise ValueError("the weight sets come from different models (different numbers of arrays)")
+    return [np.mean(np.stack([np.asarray(a, np.float64) for a in arrays]), axis=0).astype(np.asarray(arrays[0]).dtype)
+            for arrays in zip(*weight_sets)]
+
+
+def load_averaged_weights(model, paths: Sequence[Path]) -> None:
+    """Sets `model`'s weights to the mean of the `.weights.h5` files at `paths`.
+
+    Args:
+        model: a Keras model of the architecture that saved the files.
+        paths: weight files (`model.save_weights`), e.g. one per epoch.
+
+    Raises:
+        FileNotFoundError: a file is missing (named; checked before any is read).
+
+    Example:
+        load_averaged_weights(model, [run / "epoch_weights" / f"epoch{e:02d}.weights.h5" for e in range(11, 31)])
+    """
+    paths = [Path(p) for p in paths]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"weight files to average are missing: {', '.join(missing)}")
+    weight_sets = []
+    for path in paths:
+        model.load_weights(str(path))
+        weight_sets.append([np.array(w, copy=True) for w in model.get_weights()])
+    model.set_weights(average_weights(weight_sets))
