@@ -133,27 +133,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results, errors = [], []
     audios = {}
     try:
+        if args.test_time_speeds:  # bad speeds stop here, before any file, not once per file
+            try:
+                model.frontend.check_test_time_speeds(args.test_time_speeds)
+            except ValueError as error:
+                raise EdgeError(f"--test-time-speeds: {error}") from None
         if (args.adapt or args.speaker_audio) and not model.per_speaker:
             raise EdgeError(f"{args.model} uses one global normalisation; drop --adapt/--speaker-audio.")
+        # per-speaker models: the speaker's statistics, at every test-time speed too
         if args.speaker_audio:
-            model.adapt([decode(path).waveform for path in args.speaker_audio])
+            model.adapt([decode(path).waveform for path in args.speaker_audio], args.test_time_speeds)
         elif args.adapt:
             for path in args.wavs:  # a file that cannot be read is reported below and left out
                 try:
                     audios[path] = decode(path)
                 except EdgeError:
                     pass
-            model.adapt([audio.waveform for audio in audios.values()])
+            model.adapt([audio.waveform for audio in audios.values()], args.test_time_speeds)
         elif model.per_speaker:
             model.current_speaker_statistics()  # the card's average, or an error naming --adapt / --speaker-audio
-        if args.test_time_speeds:  # bad speeds stop here, before any file, not once per file
-            if model.per_speaker:
-                raise EdgeError(f"{args.model} is a per-speaker model: test-time speeds are not supported on the "
-                                "edge runtime for it; drop --test-time-speeds.")
-            try:
-                model.frontend.check_test_time_speeds(args.test_time_speeds)
-            except ValueError as error:
-                raise EdgeError(f"--test-time-speeds: {error}") from None
     except EdgeError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

@@ -65,10 +65,11 @@ class EdgeEnsemble:
         """The first member's facts, with every member's own under `"members"`."""
         return {**self.members[0].describe(), "members": [m.describe() for m in self.members]}
 
-    def adapt(self, waveforms: Sequence[np.ndarray]) -> None:
-        """Each member takes the speaker's statistics (shrunk towards its own sidecar's average)."""
+    def adapt(self, waveforms: Sequence[np.ndarray], test_time_speeds: Sequence[float] = ()) -> None:
+        """Each member takes the speaker's statistics (shrunk towards its own sidecar's average; see
+        `EdgeModel.adapt`)."""
         for member in self.members:
-            member.adapt(waveforms)
+            member.adapt(waveforms, test_time_speeds)
 
     def current_speaker_statistics(self, **kwargs):
         """Every member's check (`EdgeModel.current_speaker_statistics`); returns the first member's statistics."""
@@ -78,9 +79,9 @@ class EdgeEnsemble:
     def segments(self, waveform: np.ndarray) -> np.ndarray:
         return self.members[0].segments(waveform)
 
-    def classify_segments(self, segments: np.ndarray) -> np.ndarray:
-        """The members' mean segment probabilities (n, classes)."""
-        return np.mean([m.classify_segments(segments) for m in self.members], axis=0).astype(np.float32)
+    def classify_segments(self, segments: np.ndarray, speed: float = 1.0) -> np.ndarray:
+        """The members' mean segment probabilities (n, classes) (`speed`: see `EdgeModel.features`)."""
+        return np.mean([m.classify_segments(segments, speed) for m in self.members], axis=0).astype(np.float32)
 
     def classify_waveform(self, waveform: np.ndarray,
                           test_time_speeds: Sequence[float] = ()) -> Tuple[np.ndarray, np.ndarray]:

@@ -356,6 +356,8 @@ class EdgeModel:
         self._out_dtype = np.dtype(self.output_spec.dtype)
         #: `(mean, std)` of the current speaker's MFCC, for per-speaker models (see `adapt`).
         self.speaker_statistics: Optional[Tuple[np.ndarray, np.ndarray]] = None
+        #: the same at each test-time speed `adapt` was given (speed → `(mean, std)`).
+        self.speed_statistics: Dict[float, Tuple[np.ndarray, np.ndarray]] = {}
 
     # -- properties
     @property
@@ -451,14 +453,20 @@ class EdgeModel:
                 )
 
     # -- features
-    def features(self, segments: np.ndarray) -> np.ndarray:
-        """Model inputs (float32, not yet quantised) for waveform segments (n, segment_samples)."""
+    def features(self, segments: np.ndarray, speed: float = 1.0) -> np.ndarray:
+        """Model inputs (float32, not yet quantised) for waveform segments (n, segment_samples).
+
+        `speed`: the test-time speed the segments were cut from (per-speaker
+        models standardise by the speaker's statistics at that speed when
+        `adapt` computed them, as `EmotionRecognizer` does).
+        """
         segments = np.asarray(segments, dtype=np.float32)
         if self.input_kind == "waveform":
             return segments
         mfcc = self.frontend.mfcc(segments, self.feature_config)
         if self.card.speaker_normalization:
-            mfcc = self.frontend.standardize(mfcc, self.current_speaker_statistics())
+            statistics = self.speed_statistics.get(speed) if speed != 1.0 else None
+            mfcc = self.frontend.standardize(mfcc, statistics or self.current_speaker_statistics())
         return (mfcc - self.card.feature_mean[:, None]) / self.card.feature_std[:, None]
 
     def current_speaker_statistics(self, fix: str = "--adapt when the files are one speaker's, or "
@@ -471,23 +479,35 @@ class EdgeModel:
                                  f"speaker's statistics first ({fix}).")
         return statistics
 
-    def adapt(self, waveforms: Sequence[np.ndarray]) -> None:
+    def adapt(self, waveforms: Sequence[np.ndarray], test_time_speeds: Sequence[float] = ()) -> None:
         """Sets the speaker statistics from 16 kHz mono waveforms of one speaker (per-speaker models only),
         shrunk towards the card's training-speaker average when it has one (as `EmotionRecognizer.adapt`).
 
+        With `test_time_speeds`, also the statistics of the waveforms at each
+        speed (`change_speed`), for classifying with those speeds
+        (`classify_copies`).
+
         Raises:
-            EdgeModelError: the model uses one global normalisation, or no audio was given.
+            EdgeModelError: the model uses one global normalisation, no audio
+                was given, or bad speeds.
         """
         if not self.card.speaker_normalization:
             raise EdgeModelError(f"{self.model_path} uses one global normalisation; it takes no speaker audio.")
         if not waveforms:
             raise EdgeModelError("adapting to a speaker needs at least one utterance of theirs.")
-        mfcc = np.concatenate([self.frontend.mfcc(self.segments(w), self.feature_config) for w in waveforms])
-        statistics = self.frontend.speaker_statistics(mfcc)
-        if self.card.speaker_prior is not None:  # a few utterances: pulled towards the training speakers
-            statistics = self.frontend.shrink_statistics(statistics, self.card.speaker_prior, len(waveforms),
-                                                         self.card.speaker_prior_weight)
-        self.speaker_statistics = statistics
+        speeds = _checked_speeds(self, test_time_speeds) if test_time_speeds else ()
+        rate = self.feature_config.sample_rate
+        by_speed = {}
+        for speed in (1.0, *speeds):
+            copies = waveforms if speed == 1.0 else [_change_speed(self, w, speed, rate) for w in waveforms]
+            mfcc = np.concatenate([self.frontend.mfcc(self.segments(w), self.feature_config) for w in copies])
+            statistics = self.frontend.speaker_statistics(mfcc)
+            if self.card.speaker_prior is not None:  # a few utterances: pulled towards the training speakers
+                statistics = self.frontend.shrink_statistics(statistics, self.card.speaker_prior, len(waveforms),
+                                                             self.card.speaker_prior_weight)
+            by_speed[speed] = statistics
+        self.speaker_statistics = by_speed.pop(1.0)
+        self.speed_statistics = by_speed
 
     def segments(self, waveform: np.ndarray) -> np.ndarray:
         """Cuts a 16 kHz mono waveform with the evaluation hop, as training's evaluation did."""
@@ -522,9 +542,9 @@ class EdgeModel:
             out[i] = self.dequantize_output(self.interpreter.get_tensor(self._output_index)).reshape(-1)
         return out
 
-    def classify_segments(self, segments: np.ndarray) -> np.ndarray:
-        """Segment probabilities (n, classes) for waveform segments (n, segment_samples)."""
-        return self.predict_features(self.features(segments))
+    def classify_segments(self, segments: np.ndarray, speed: float = 1.0) -> np.ndarray:
+        """Segment probabilities (n, classes) for waveform segments (n, segment_samples) (`speed`: see `features`)."""
+        return self.predict_features(self.features(segments, speed))
 
     def classify_waveform(self, waveform: np.ndarray,
                           test_time_speeds: Sequence[float] = ()) -> Tuple[np.ndarray, np.ndarray]:
@@ -567,30 +587,37 @@ def classify_copies(model, waveform: np.ndarray,
     copies) and the utterance probabilities are the
     mean over the segments of every copy, as `EmotionRecognizer(...,
     test_time_speeds=...)` computes them (research log #42: +1.6 pp UA); the
-    segment probabilities returned stay the recorded audio's.
+    segment probabilities returned stay the recorded audio's. A per-speaker
+    model standardises each copy by the speaker's statistics at its speed
+    when `adapt(..., test_time_speeds=...)` computed them, else by the ones it
+    has (the recorded audio's, or the card's training-speaker average), as
+    `EmotionRecognizer` does.
 
     Raises:
-        EdgeModelError: bad speeds, or speeds for a per-speaker model (the
-            Python API standardises each copy by the speaker's statistics at
-            that speed; the edge runtime keeps one set of statistics).
+        EdgeModelError: bad speeds.
     """
     segment_probs = model.classify_segments(model.segments(waveform))
     if not test_time_speeds:
         return model.frontend.aggregate_utterance(segment_probs), segment_probs
+    rate = model.feature_config.sample_rate
+    copies = [segment_probs] + [model.classify_segments(model.segments(_change_speed(model, waveform, speed, rate)),
+                                                        speed)
+                                for speed in _checked_speeds(model, test_time_speeds)]
+    return model.frontend.aggregate_utterance(np.concatenate(copies)), segment_probs
+
+
+def _checked_speeds(model, test_time_speeds: Sequence[float]) -> Tuple[float, ...]:
     try:
-        speeds = model.frontend.check_test_time_speeds(test_time_speeds)
+        return tuple(model.frontend.check_test_time_speeds(test_time_speeds))
     except ValueError as error:
         raise EdgeModelError(str(error)) from None
-    if model.per_speaker:
-        raise EdgeModelError("test-time speeds are not supported for per-speaker models on the edge runtime; "
-                             "use EmotionRecognizer(..., test_time_speeds=...) in Python, or drop them.")
-    rate = model.feature_config.sample_rate
+
+
+def _change_speed(model, waveform: np.ndarray, speed: float, rate: int) -> np.ndarray:
     try:
-        sped = [model.frontend.change_speed(waveform, speed, rate) for speed in speeds]
+        return model.frontend.change_speed(waveform, speed, rate)
     except ValueError as error:  # no soxr and a factor the numpy resampler cannot do
         raise EdgeModelError(str(error)) from None
-    copies = [segment_probs] + [model.classify_segments(model.segments(w)) for w in sped]
-    return model.frontend.aggregate_utterance(np.concatenate(copies)), segment_probs
 
 
 def _without_batch(shape: Sequence[int]) -> Tuple[int, ...]:

@@ -129,15 +129,42 @@ def test_with_a_stored_average_no_audio_is_needed_and_enrolment_is_shrunk(edge_m
     assert np.abs(got - _probabilities(json.loads(plain.stdout), edge_models.labels)).max() > 1e-3
 
 
-def test_per_speaker_models_refuse_test_time_speeds_on_the_edge(edge_models, speaker_models, blocker_dir):
+def test_per_speaker_test_time_speeds_match_the_recognizer(edge_models, speaker_models, prior_models, blocker_dir):
+    from sercal_keras import EmotionRecognizer
+
+    wavs, speeds = edge_models.wavs[:3], ("--test-time-speeds", "0.9", "1.1")
+    recognizer = EmotionRecognizer.load(speaker_models, test_time_speeds=(0.9, 1.1))
+    expected = [[p.probabilities[label] for label in edge_models.labels]
+                for p in recognizer.predict_files(wavs, adapt=True)]
+    assert set(recognizer.test_time_statistics) == {0.9, 1.1}  # each copy by its own speed's statistics
+    adapted = run_edge(blocker_dir, "classify", speaker_models / "speaker.tflite", *wavs, "--adapt", *speeds, "--json")
+    assert adapted.returncode == 0, adapted.stderr
+    got = _probabilities(json.loads(adapted.stdout), edge_models.labels)
+    np.testing.assert_allclose(got, expected, atol=1e-4)  # soxr on both sides: the same copies and statistics
+    plain = run_edge(blocker_dir, "classify", speaker_models / "speaker.tflite", *wavs, "--adapt", "--json")
+    assert np.abs(got - _probabilities(json.loads(plain.stdout), edge_models.labels)).max() > 1e-3
+
+    enrolled = run_edge(blocker_dir, "classify", speaker_models / "speaker.tflite", wavs[0], "--speaker-audio", *wavs,
+                        *speeds, "--json")
+    assert enrolled.returncode == 0, enrolled.stderr
+    np.testing.assert_allclose(_probabilities(json.loads(enrolled.stdout), edge_models.labels), got[:1], atol=1e-5)
+
+    # no speaker audio: the card's training-speaker average serves every copy, on both sides
+    averaged = run_edge(blocker_dir, "classify", prior_models / "speaker.tflite", *wavs, *speeds, "--json")
+    assert averaged.returncode == 0, averaged.stderr
+    expected = [[p.probabilities[label] for label in edge_models.labels]
+                for p in EmotionRecognizer.load(prior_models, test_time_speeds=(0.9, 1.1)).predict_files(wavs)]
+    np.testing.assert_allclose(_probabilities(json.loads(averaged.stdout), edge_models.labels), expected, atol=1e-4)
+
+
+def test_bad_test_time_speeds_stop_a_per_speaker_model_before_any_audio(edge_models, speaker_models, blocker_dir):
     result = run_edge(blocker_dir, "classify", speaker_models / "speaker.tflite", *edge_models.wavs[:2], "--adapt",
-                      "--test-time-speeds", "0.9", "1.1")
+                      "--test-time-speeds", "1.0")
     assert result.returncode == 2 and not result.stdout
-    assert "per-speaker model" in result.stderr and "--test-time-speeds" in result.stderr
+    assert "--test-time-speeds" in result.stderr and "distinct factors" in result.stderr
     from edge_demo.audio import load_audio
     from edge_demo.runtime import EdgeModel, EdgeModelError
 
     model = EdgeModel(speaker_models / "speaker.tflite")
-    model.adapt([load_audio(edge_models.wavs[0], 16000).waveform])
-    with pytest.raises(EdgeModelError, match="EmotionRecognizer"):
-        model.classify_waveform(load_audio(edge_models.wavs[0], 16000).waveform, (0.9,))
+    with pytest.raises(EdgeModelError, match="distinct factors"):
+        model.adapt([load_audio(edge_models.wavs[0], 16000).waveform], (1.0,))
