@@ -12,8 +12,12 @@ from sercal_keras.reporting import pyplot
 
 
 def plot_training_curves(history: Sequence[Dict[str, Any]], path, best_epoch: Optional[int] = None,
-                         title: str = "") -> Path:
-    """Loss, accuracy / validation UA, and learning rate per epoch."""
+                         title: str = "", averaged_epochs: Optional[Sequence[int]] = None) -> Path:
+    """Loss, accuracy / validation UA, and learning rate per epoch.
+
+    `best_epoch` (0-based) is marked by a dotted line; `averaged_epochs`
+    (1-based first and last, `--average-from-epoch`) by a shaded span instead.
+    """
     plt = pyplot()
 
     def column(name):
@@ -38,7 +42,10 @@ def plot_training_curves(history: Sequence[Dict[str, Any]], path, best_epoch: Op
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if best_epoch is not None:
+        if averaged_epochs:
+            ax.axvspan(averaged_epochs[0] - 0.5, averaged_epochs[1] + 0.5, color="grey", alpha=0.12,
+                       label="averaged epochs" if ax is axes[1] else None)
+        elif best_epoch is not None:
             ax.axvline(best_epoch + 1, color="grey", linestyle=":", linewidth=1)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)

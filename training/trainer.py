@@ -438,7 +438,8 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
         plot_confusion(result["utterance"]["confusion_matrix"], labels, work_dir / "confusion.png",
                              title=f"{title} · utterances, UA {result['utterance']['ua']:.1%}")
         plots.plot_training_curves(history, work_dir / "training_curves.png",
-                                   best_epoch=None if best_epoch is None else int(best_epoch), title=title)
+                                   best_epoch=None if best_epoch is None else int(best_epoch), title=title,
+                                   averaged_epochs=averaged_epochs)
         write_json(work_dir / METRICS_NAME, metrics_doc)
         shutil.rmtree(checkpoints, ignore_errors=True)
     else:
