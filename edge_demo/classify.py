@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--test-time-speeds", nargs="+", type=float, default=[], metavar="F",
                         help="also classify each file at these speeds (e.g. 0.9 1.1, the default recipe's training "
-                        "speeds) and pool the copies' segments: +1.6 pp UA in the research log (#42), ~3x the work")
+                        "speeds) and pool the copies' segments: +0.9 to +1.6 pp UA in the research log (#42, #48), "
+                        "~3x the work")
     parser.add_argument("--segments", action="store_true",
                         help="also give per-segment probabilities (table: top label per segment)")
     speaker = parser.add_mutually_exclusive_group()

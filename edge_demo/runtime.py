@@ -586,7 +586,7 @@ def classify_copies(model, waveform: np.ndarray,
     (the front-end's `change_speed`, the function that made the training
     copies) and the utterance probabilities are the
     mean over the segments of every copy, as `EmotionRecognizer(...,
-    test_time_speeds=...)` computes them (research log #42: +1.6 pp UA); the
+    test_time_speeds=...)` computes them (research log #42/#48: +0.9 to +1.6 pp UA); the
     segment probabilities returned stay the recorded audio's. A per-speaker
     model standardises each copy by the speaker's statistics at its speed
     when `adapt(..., test_time_speeds=...)` computed them, else by the ones it

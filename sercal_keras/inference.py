@@ -18,7 +18,8 @@ without either, that average alone is used.
 utterance is also classified sped up and slowed down (`change_speed`, the
 training augmentation), and its probabilities are the mean over the segments
 of all copies. Research log #42: +1.6 pp UA [+0.9, +2.3] over 72 paired runs
-of models trained with those speeds, for ~3× the model calls (the copies hold
+of models trained with those speeds (+0.9 [+0.1, +1.8] over the 45 runs trained
+after that decision, #48), for ~3× the model calls (the copies hold
 1 + 1/0.9 + 1/1.1 ≈ 3 times the audio) and two resamplings.
 
 Example:

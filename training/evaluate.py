@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="segments per model call (default: 64)")
     p.add_argument("--test-time-speeds", metavar="F,F", default="",
                    help="also score every utterance at these speeds and pool the copies' segments, e.g. 0.9,1.1 "
-                   "(the training speeds; +1.6 pp UA over 72 runs, research log #42; default: off)")
+                   "(the training speeds; +0.9 to +1.6 pp UA, research log #42/#48; default: off)")
     loud = p.add_mutually_exclusive_group()
     loud.add_argument("--quiet", "-q", action="store_true", help="print only the result line")
     loud.add_argument("--verbose", "-v", action="store_true", help="do not hide TensorFlow's start-up messages")
