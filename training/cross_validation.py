@@ -45,6 +45,13 @@ def get_distribution():
     return _DISTRIBUTION
 
 
+def _model_epochs(run: Dict[str, Any]) -> str:
+    """`best epoch 14/30`, or `mean of epochs 11-30/30` for a weight-averaged run (`--average-from-epoch`)."""
+    averaged = run.get("averaged_epochs")
+    chosen = f"mean of epochs {averaged[0]}-{averaged[1]}" if averaged else f"best epoch {run.get('best_epoch')}"
+    return f"{chosen}/{run.get('epochs_run')}"
+
+
 def _format_seconds(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 60:
@@ -123,10 +130,7 @@ def run_cross_validation(config, command: Optional[Sequence[str]] = None,
             trained_seconds.append(result.get("wall_seconds", 0.0))
             remaining = sum(1 for d, f in zip(run_dirs[n:], finished[n:]) if not f)
             eta = f"; ETA {_format_seconds(np.mean(trained_seconds) * remaining)}" if remaining else ""
-            averaged = result.get("averaged_epochs")
-            model = (f"epochs {averaged[0]}-{averaged[1]} averaged" if averaged
-                     else f"best epoch {result.get('best_epoch')}")
-            log(f"{tag}: {_line(result)}, {model}/{result.get('epochs_run')}, "
+            log(f"{tag}: {_line(result)}, {_model_epochs(result)}, "
                 f"{_format_seconds(result.get('wall_seconds', 0))}{eta}")
         result["run_dir"] = str(run_dir)
         runs.append(result)
@@ -180,6 +184,7 @@ def summarize(runs: Sequence[Dict[str, Any]], config, command: Optional[Sequence
             **{f"utterance_{k}": r["utterance"][k] for k in METRIC_KEYS},
             **{f"segment_{k}": r["segment"][k] for k in METRIC_KEYS},
             "best_epoch": r.get("best_epoch"), "epochs_run": r.get("epochs_run"),
+            "averaged_epochs": r.get("averaged_epochs"),
             "test_utterances": r.get("num_test_utterances"), "test_speakers": r.get("test_speakers"),
             "validation_speakers": r.get("validation_speakers"), "run_dir": r.get("run_dir"),
         })
@@ -237,13 +242,13 @@ def summary_markdown(summary: Dict[str, Any]) -> str:
     lines += ["", "Per-class recall (utterances): " + ", ".join(
         f"{label} {pm(stats)}" for label, stats in summary["per_class_recall"].items()), "",
         "## Per run (%)", "",
-        "| fold | seed | test utt. | UA | WA | macro-F1 | seg. UA | seg. WA | best epoch |",
+        "| fold | seed | test utt. | UA | WA | macro-F1 | seg. UA | seg. WA | model |",
         "|---|---|---|---|---|---|---|---|---|"]
     for r in summary["runs"]:
         lines.append(
             f"| {r['fold']} | {r['seed']} | {r['test_utterances']} | {pct(r['utterance_ua'])} | "
             f"{pct(r['utterance_wa'])} | {pct(r['utterance_macro_f1'])} | {pct(r['segment_ua'])} | "
-            f"{pct(r['segment_wa'])} | {r['best_epoch']}/{r['epochs_run']} |"
+            f"{pct(r['segment_wa'])} | {_model_epochs(r)} |"
         )
     versions = summary.get("versions", {})
     machine = summary.get("machine", {})

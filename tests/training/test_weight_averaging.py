@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.training.conftest import SMALL, read_json
+from tests.training.conftest import SMALL, SMALL_CORPUS, read_json
 from training.config import config_from_args
 from training.fit import main
 from training.weight_averaging import average_weights, load_averaged_weights
@@ -88,3 +88,15 @@ def test_rescoring_benchmarks_refuse_an_averaged_run(tmp_path):
     require_selected_epoch(tmp_path, {"best_epoch": 3, "averaged_epochs": None})  # a selected epoch: fine
     with pytest.raises(SystemExit, match="mean of epochs 11-30"):
         require_selected_epoch(tmp_path, {"best_epoch": 3, "averaged_epochs": [11, 30]})
+
+
+def test_the_cross_validation_summary_names_each_runs_model(warm_cache, tmp_path, capsys):
+    out = tmp_path / "cv"
+    assert main(SMALL_CORPUS + ["--batch-size", "8", "--epochs", "2", "--seeds", "0,1", "--average-from-epoch", "2",
+                                "--output-dir", str(out)]) == 0
+    assert "mean of epochs 2-2/2" in capsys.readouterr().out  # the per-run log line
+    summary = (out / "summary.md").read_text()
+    assert summary.count("| mean of epochs 2-2/2 |") == 2 and "| best epoch" not in summary
+    plain = tmp_path / "plain"
+    assert main(SMALL + ["--epochs", "2", "--seeds", "0,1", "--output-dir", str(plain)]) == 0
+    assert (plain / "summary.md").read_text().count("| best epoch ") == 2
