@@ -129,9 +129,11 @@ def reproduced_scores(run: Path, recognizer, corpus, fold) -> Dict[str, Any]:
 def require_selected_epoch(run: Path, metrics: Dict[str, Any]) -> None:
     """SystemExit naming `run` when its model is a weight average (`--average-from-epoch`), not one
     selected epoch: the rescoring benchmarks compare rules against training's selected epoch."""
+    from training.weight_averaging import describe_window
+
     if metrics.get("averaged_epochs"):
-        first, last = metrics["averaged_epochs"]
-        raise SystemExit(f"{run}: its model is the mean of epochs {first}-{last} (--average-from-epoch), not a "
+        raise SystemExit(f"{run}: its model is the {describe_window(metrics['averaged_epochs'])} "
+                         "(--average-from-epoch), not a "
                          "selected epoch; rescore runs trained with --keep-epoch-weights and without "
                          "--average-from-epoch")
 

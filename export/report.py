@@ -201,8 +201,9 @@ def _training_summary(config: Dict[str, Any], extra: Dict[str, Any]) -> str:
              f"{config.get('batch_size')}, Adam lr {config.get('learning_rate')} ({config.get('lr_schedule')}), "
              f"weight decay {config.get('weight_decay')}, dropout {config.get('dropout')}"]
     if extra.get("averaged_epochs"):
-        first, last = extra["averaged_epochs"]
-        parts.append(f"the mean of the weights of epochs {first}-{last} (weight averaging, no epoch selected)")
+        from training.weight_averaging import describe_window
+
+        parts.append(f"the {describe_window(extra['averaged_epochs'])} (weight averaging, no epoch selected)")
     elif extra.get("validation_speakers"):
         parts.append(f"model selection on validation speakers {', '.join(extra['validation_speakers'])} "
                      f"(best epoch {extra.get('best_epoch')})")

@@ -46,9 +46,11 @@ def get_distribution():
 
 
 def _model_epochs(run: Dict[str, Any]) -> str:
-    """`best epoch 14/30`, or `mean of epochs 11-30/30` for a weight-averaged run (`--average-from-epoch`)."""
+    """`best epoch 14/30`, or `mean of the weights of epochs 11-30/30` for a weight-averaged run."""
+    from training.weight_averaging import describe_window
+
     averaged = run.get("averaged_epochs")
-    chosen = f"mean of epochs {averaged[0]}-{averaged[1]}" if averaged else f"best epoch {run.get('best_epoch')}"
+    chosen = describe_window(averaged) if averaged else f"best epoch {run.get('best_epoch')}"
     return f"{chosen}/{run.get('epochs_run')}"
 
 

@@ -26,7 +26,7 @@ from sercal_keras.reporting import plot_confusion
 from training import plots
 from training.run_dir import (CHECKPOINT_DIR, CONFIG_NAME, EPOCH_WEIGHTS_DIR, METRICS_NAME, MODEL_NAME,
                               epoch_weights_name)
-from training.weight_averaging import load_averaged_weights
+from training.weight_averaging import describe_window, load_averaged_weights
 
 
 class TrainingDivergedError(SercalError):
@@ -360,8 +360,8 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
         averaged_epochs = [min(config.average_from_epoch, len(history)), len(history)]
         load_averaged_weights(model, [epoch_weights_dir / epoch_weights_name(epoch)
                                       for epoch in range(averaged_epochs[0], averaged_epochs[1] + 1)])
-        log(f"  model: the mean of the weights of epochs {averaged_epochs[0]}–{averaged_epochs[1]}")
-        selection = f"mean of the weights of epochs {averaged_epochs[0]}-{averaged_epochs[1]}"
+        selection = describe_window(averaged_epochs)
+        log(f"  model: {selection}")
     else:
         weights = monitor.best_weights_path if validation is not None else monitor.last_weights_path
         model.load_weights(str(weights))

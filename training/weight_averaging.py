@@ -39,6 +39,16 @@ def average_weights(weight_sets: Sequence[List[np.ndarray]]) -> List[np.ndarray]
             for arrays in zip(*weight_sets)]
 
 
+def describe_window(averaged_epochs: Sequence[int]) -> str:
+    """How logs, summaries and reports name an averaged model, e.g. `mean of the weights of epochs 11-30`.
+
+    Args:
+        averaged_epochs: the first and last epoch averaged (1-based), as `metrics.json` records them.
+    """
+    first, last = averaged_epochs
+    return f"mean of the weights of epochs {first}-{last}"
+
+
 def load_averaged_weights(model, paths: Sequence[Path]) -> None:
     """Sets `model`'s weights to the mean of the `.weights.h5` files at `paths`.
 

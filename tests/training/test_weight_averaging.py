@@ -86,7 +86,7 @@ def test_rescoring_benchmarks_refuse_an_averaged_run(tmp_path):
     from benchmarks.common import require_selected_epoch
 
     require_selected_epoch(tmp_path, {"best_epoch": 3, "averaged_epochs": None})  # a selected epoch: fine
-    with pytest.raises(SystemExit, match="mean of epochs 11-30"):
+    with pytest.raises(SystemExit, match="mean of the weights of epochs 11-30"):
         require_selected_epoch(tmp_path, {"best_epoch": 3, "averaged_epochs": [11, 30]})
 
 
@@ -94,9 +94,21 @@ def test_the_cross_validation_summary_names_each_runs_model(warm_cache, tmp_path
     out = tmp_path / "cv"
     assert main(SMALL_CORPUS + ["--batch-size", "8", "--epochs", "2", "--seeds", "0,1", "--average-from-epoch", "2",
                                 "--output-dir", str(out)]) == 0
-    assert "mean of epochs 2-2/2" in capsys.readouterr().out  # the per-run log line
+    assert "mean of the weights of epochs 2-2/2" in capsys.readouterr().out  # the per-run log line
     summary = (out / "summary.md").read_text()
-    assert summary.count("| mean of epochs 2-2/2 |") == 2 and "| best epoch" not in summary
+    assert summary.count("| mean of the weights of epochs 2-2/2 |") == 2 and "| best epoch" not in summary
     plain = tmp_path / "plain"
     assert main(SMALL + ["--epochs", "2", "--seeds", "0,1", "--output-dir", str(plain)]) == 0
     assert (plain / "summary.md").read_text().count("| best epoch ") == 2
+
+
+def test_the_export_report_names_an_averaged_model():
+    from export.report import _training_summary
+
+    config = {"epochs": 30, "variant": "mhsa", "batch_size": 32, "learning_rate": 0.001, "lr_schedule": "step",
+              "weight_decay": 1e-6, "dropout": 0.0}
+    averaged = _training_summary(config, {"validation_speakers": ["12", "16"], "best_epoch": 15,
+                                          "averaged_epochs": [11, 30]})
+    assert "mean of the weights of epochs 11-30" in averaged and "best epoch" not in averaged
+    selected = _training_summary(config, {"validation_speakers": ["12", "16"], "best_epoch": 15})
+    assert "(best epoch 15)" in selected
