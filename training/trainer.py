@@ -121,6 +121,69 @@ def load_data(config, log: Callable[[str], None] = print) -> CorpusData:
                       speeds=tuple(config.speed_perturbation), noise_snrs=tuple(config.noise_snr_db))
 
 
+@dataclasses.dataclass
+class RunSplits:
+    """One run's segments: training, validation and test, as the model sees them.
+
+    Attributes:
+        train: the training utterances' training-hop segments (speed/noise copies included).
+        validation: the validation utterances' evaluation-hop segments (may be empty).
+        test: the test fold's evaluation-hop segments.
+        train_index: corpus indices of the training utterances.
+        validation_index: corpus indices of the validation utterances.
+        speaker_card: the model card's `speaker_prior` entry for per-speaker
+            normalisation (empty otherwise).
+    """
+
+    train: Any
+    validation: Any
+    test: Any
+    train_index: np.ndarray
+    validation_index: np.ndarray
+    speaker_card: Dict[str, Any]
+
+
+def split_run_data(config, data: CorpusData, fold, seed: int) -> RunSplits:
+    """A run's splits: validation speakers drawn from the fold's training speakers by `seed`.
+
+    The one place that decides which segments a run trains, validates and is
+    tested on (the trainer, and benchmarks that revisit a run's training
+    data, e.g. the BatchNorm recompute of `benchmarks.weight_averaging`).
+    With `feature_normalization: speaker` every split is standardised by its
+    own speakers' statistics (test speakers: their unlabelled test audio).
+
+    Raises:
+        ConfigError: the validation split is impossible, or the fold has no usable audio.
+    """
+    from sercal_keras.audio.frontend import SPEAKER_PRIOR_WEIGHT
+    from sercal_keras.data import standardize_by_speaker, validation_split
+    from sercal_keras.data.speaker_normalization import speaker_prior
+
+    corpus = data.corpus
+    if config.validation_fraction > 0:
+        try:
+            train_idx, val_idx = validation_split(corpus, fold.train, config.validation_fraction, seed=seed,
+                                                  speaker_independent=fold.speaker_independent)
+        except ConfigError as error:
+            raise ConfigError(f"--validation-fraction: {error}") from None
+    else:
+        train_idx, val_idx = np.asarray(fold.train), np.zeros(0, np.int64)
+    train_set = subset(data.train_segments, train_idx)
+    val_set = subset(data.eval_segments, val_idx)
+    test_set = subset(data.eval_segments, fold.test)
+    if len(train_set) == 0 or len(test_set) == 0:
+        raise ConfigError(f"--folds: fold {fold.name} has no usable training or test audio")
+    speaker_card = {}
+    if config.feature_normalization == "speaker":
+        # what inference pulls a new speaker's statistics towards: the training speakers' average
+        prior_mean, prior_std = speaker_prior(subset(data.eval_segments, fold.train), corpus.speakers)
+        speaker_card = {"speaker_prior": {"mean": prior_mean.ravel().tolist(), "std": prior_std.ravel().tolist(),
+                                          "weight": SPEAKER_PRIOR_WEIGHT}}
+        train_set, val_set, test_set = (standardize_by_speaker(s, corpus.speakers) if len(s) else s
+                                        for s in (train_set, val_set, test_set))
+    return RunSplits(train_set, val_set, test_set, np.asarray(train_idx), np.asarray(val_idx), speaker_card)
+
+
 def select_folds(config, folds) -> List[Tuple[int, Any]]:
     """The `(index, Fold)` pairs a config asks for; raises `ConfigError` naming `--folds`."""
     if config.folds is None:
@@ -246,9 +309,7 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
     import keras
     import tensorflow as tf
 
-    from sercal_keras.audio.frontend import SPEAKER_PRIOR_WEIGHT
-    from sercal_keras.data import fit_normalization, make_dataset, standardize_by_speaker, validation_split
-    from sercal_keras.data.speaker_normalization import speaker_prior
+    from sercal_keras.data import fit_normalization, make_dataset
     from sercal_keras.model_card import ModelCard, library_versions
     from training.callbacks import EpochScalars, ValidationUA, lr_scheduler, make_predict_fn
 
@@ -262,28 +323,9 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
 
     # ---- data: validation speakers from the training speakers only
     keras.utils.set_random_seed(seed)
-    if config.validation_fraction > 0:
-        try:
-            train_idx, val_idx = validation_split(corpus, fold.train, config.validation_fraction, seed=seed,
-                                                  speaker_independent=fold.speaker_independent)
-        except ConfigError as error:
-            raise ConfigError(f"--validation-fraction: {error}") from None
-    else:
-        train_idx, val_idx = np.asarray(fold.train), np.zeros(0, np.int64)
-    train_set = subset(data.train_segments, train_idx)
-    val_set = subset(data.eval_segments, val_idx)
-    test_set = subset(data.eval_segments, fold.test)
-    if len(train_set) == 0 or len(test_set) == 0:
-        raise ConfigError(f"--folds: fold {fold.name} has no usable training or test audio")
-    speaker_card = {}
-    if config.feature_normalization == "speaker":
-        # what inference pulls a new speaker's statistics towards: the training speakers' average
-        prior_mean, prior_std = speaker_prior(subset(data.eval_segments, fold.train), corpus.speakers)
-        speaker_card = {"speaker_prior": {"mean": prior_mean.ravel().tolist(), "std": prior_std.ravel().tolist(),
-                                          "weight": SPEAKER_PRIOR_WEIGHT}}
-        # each split's speakers by their own statistics (test speakers: their unlabelled test audio)
-        train_set, val_set, test_set = (standardize_by_speaker(s, corpus.speakers) if len(s) else s
-                                        for s in (train_set, val_set, test_set))
+    splits = split_run_data(config, data, fold, seed)
+    train_set, val_set, test_set, val_idx = splits.train, splits.validation, splits.test, splits.validation_index
+    train_idx, speaker_card = splits.train_index, splits.speaker_card
     mean, variance = fit_normalization(train_set.features)
     speakers = np.array(corpus.speakers, dtype=object)
     val_speakers = sorted({str(s) for s in speakers[val_idx]}) if len(val_idx) else []

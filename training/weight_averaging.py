@@ -2,8 +2,9 @@
 
 Stochastic weight averaging (Izmailov et al., 2018) in its plainest form: the
 element-wise mean of the weights saved at the end of each epoch of a window,
-BatchNorm's moving statistics averaged with the rest (no recalibration pass).
-`python -m training.fit --average-from-epoch N` saves the mean of epochs
+BatchNorm's moving statistics averaged with the rest, or recomputed for the
+averaged weights over the training segments (`recompute_batch_norm`, SWA's
+"bn_update"). `python -m training.fit --average-from-epoch N` saves the mean of epochs
 N..last instead of the best validation epoch, and
 `benchmarks.weight_averaging` scores the same mean after the fact on runs
 trained with `--keep-epoch-weights`: one function for both, so the research
@@ -71,3 +72,50 @@ def load_averaged_weights(model, paths: Sequence[Path]) -> None:
         model.load_weights(str(path))
         weight_sets.append([np.array(w, copy=True) for w in model.get_weights()])
     model.set_weights(average_weights(weight_sets))
+
+
+def recompute_batch_norm(model, features: np.ndarray, batch_size: int = 256) -> int:
+    """Replaces every BatchNorm layer's moving statistics with its input's statistics over `features`.
+
+    The mean of several epochs' moving statistics is not the statistics of
+    the mean network, least of all when the epochs differ (a weight average
+    at a high learning rate). Layer by layer in graph order, each BatchNorm
+    layer's input is computed in inference mode (the layers before it
+    already recomputed, dropout off) and its mean and variance over the
+    batch and spatial axes become the layer's moving mean and variance: the
+    exact population statistics, not a moving average.
+
+    Args:
+        model: a functional Keras model whose BatchNormalization layers are
+            top-level layers (as `sercal_keras.models` builds them).
+        features: model inputs to take the statistics over, e.g. the run's
+            training segments `(n, freq, time)`.
+        batch_size: segments per forward pass.
+
+    Returns:
+        The number of BatchNorm layers recomputed.
+
+    Example:
+        load_averaged_weights(model, paths)
+        recompute_batch_norm(model, splits.train.features)
+    """
+    import keras
+
+    if len(features) == 0:
+        raise ValueError("recompute_batch_norm needs at least one input segment")
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in layers:
+        probe = keras.Model(model.input, layer.input)
+        axis = layer.axis if isinstance(layer.axis, int) else layer.axis[0]
+        count, total, squares = 0, 0.0, 0.0
+        for start in range(0, len(features), batch_size):
+            x = np.asarray(probe(features[start:start + batch_size], training=False), np.float64)
+            x = np.moveaxis(x, axis, -1).reshape(-1, x.shape[axis])
+            count += len(x)
+            total = total + x.sum(axis=0)
+            squares = squares + np.square(x).sum(axis=0)
+        mean = total / count
+        variance = np.maximum(squares / count - np.square(mean), 0.0)
+        layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype))
+        layer.moving_variance.assign(variance.astype(layer.moving_variance.dtype))
+    return len(layers)

@@ -8,7 +8,7 @@ import pytest
 from tests.training.conftest import SMALL, SMALL_CORPUS, read_json
 from training.config import config_from_args
 from training.fit import main
-from training.weight_averaging import average_weights, load_averaged_weights
+from training.weight_averaging import average_weights, load_averaged_weights, recompute_batch_norm
 
 
 def test_average_weights_is_the_elementwise_mean_in_each_arrays_dtype():
@@ -39,6 +39,31 @@ def test_load_averaged_weights_sets_the_mean_of_the_files(tmp_path):
         np.testing.assert_allclose(got, w + 0.5, rtol=1e-6)
     with pytest.raises(FileNotFoundError, match="c.weights.h5"):
         load_averaged_weights(target, [tmp_path / "a.weights.h5", tmp_path / "c.weights.h5"])
+
+
+def test_recomputed_batch_norm_normalises_each_layers_input_in_graph_order():
+    import keras
+
+    inputs = keras.Input((4, 5, 1))
+    x = keras.layers.Conv2D(3, 2, padding="same", name="conv1")(inputs)
+    x = keras.layers.BatchNormalization(name="bn1")(x)
+    x = keras.layers.Dropout(0.5)(x)  # off in inference mode, as in the statistics
+    x = keras.layers.Conv2D(2, 2, padding="same", name="conv2")(x)
+    x = keras.layers.BatchNormalization(name="bn2")(x)
+    model = keras.Model(inputs, x)
+    for layer in ("bn1", "bn2"):  # stale statistics, as a weight average leaves them
+        model.get_layer(layer).moving_mean.assign([5.0] * model.get_layer(layer).moving_mean.shape[0])
+        model.get_layer(layer).moving_variance.assign([9.0] * model.get_layer(layer).moving_variance.shape[0])
+    features = np.random.default_rng(0).normal(3.0, 2.0, (50, 4, 5, 1)).astype(np.float32)
+
+    assert recompute_batch_norm(model, features, batch_size=7) == 2
+    # both outputs standardised per channel: bn2's statistics were taken after bn1's were recomputed
+    for layer in ("bn1", "bn2"):
+        out = np.asarray(keras.Model(model.input, model.get_layer(layer).output)(features, training=False))
+        np.testing.assert_allclose(out.mean(axis=(0, 1, 2)), 0.0, atol=1e-4)
+        np.testing.assert_allclose(out.std(axis=(0, 1, 2)), 1.0, atol=1e-2)  # epsilon 1e-3 shrinks it a little
+    with pytest.raises(ValueError, match="at least one"):
+        recompute_batch_norm(model, features[:0])
 
 
 def test_the_saved_model_is_the_mean_of_the_window_and_the_run_says_so(warm_cache, tmp_path):
