@@ -78,7 +78,10 @@ def _runs_of(spec: str) -> Dict[Key, float]:
 
     A `benchmarks.seed_ensemble` result (`name.json:ensemble`) gives one value
     per fold, its ensemble's UA, under seed -1: two ensembles of the same folds
-    pair by fold.
+    pair by fold. A result that rescores runs (`benchmarks.weight_averaging`,
+    `selection_rules`, `test_time_speed`: one row per run with `<model>_ua`)
+    gives that model's UA per (fold, seed), e.g. `weight_averaging_x.json:averaged`,
+    so a rescored model pairs with the runs of another grid.
     """
     import json
     from pathlib import Path
@@ -93,10 +96,20 @@ def _runs_of(spec: str) -> Dict[Key, float]:
         payload = json.loads(Path(path).read_text())
     except ValueError as error:
         raise SystemExit(f"{path} is not a results JSON file ({error})") from None
-    if "rows" in payload and "variants" not in payload:  # a seed_ensemble result
+    rows = payload.get("rows") if "variants" not in payload else None
+    if rows and "seed" in rows[0]:  # a rescoring result: one row per run, one `<model>_ua` per scored model
+        models = sorted(key[:-3] for key, value in rows[0].items() if key.endswith("_ua") and isinstance(value, float))
+        if variant not in models:
+            raise SystemExit(f"{path} scores each run as {', '.join(models)}: write {path}:{models[0]}")
+        scores = {(row["fold"], int(row["seed"])): float(row[f"{variant}_ua"]) for row in rows}
+        if len(scores) < len(rows):
+            raise SystemExit(f"{path} scores some (fold, seed) twice (runs of several grids or variants): "
+                             "rescore one grid's variant per results file to pair it")
+        return scores
+    if rows is not None:  # a seed_ensemble result
         if variant != ENSEMBLE:
             raise SystemExit(f"{path} is a seed-ensemble result: write {path}:{ENSEMBLE}")
-        return {(row["fold"], -1): float(row["ensemble_ua"]) for row in payload["rows"]}
+        return {(row["fold"], -1): float(row["ensemble_ua"]) for row in rows}
     record = payload["variants"].get(variant)
     if record is None:
         raise SystemExit(f"{path} has no variant {variant!r}")
@@ -126,7 +139,9 @@ def main(argv=None) -> int:
                     "Give several CANDIDATE BASELINE couples to pool their pairs as well.",
         epilog="Example: python -m benchmarks.paired benchmarks/results/exp_emodb_x.json:mhsa "
                "benchmarks/results/emodb_speaker-folds.json:mhsa. A benchmarks.seed_ensemble result is "
-               "NAME.json:ensemble (one pair per fold).")
+               "NAME.json:ensemble (one pair per fold); a rescoring result (weight_averaging, selection_rules, "
+               "test_time_speed) is NAME.json:MODEL for each of its MODEL_ua columns, e.g. "
+               "weight_averaging_x.json:averaged.")
     parser.add_argument("specs", nargs="+", metavar="RESULTS.json:VARIANT",
                         help="CANDIDATE BASELINE [CANDIDATE BASELINE ...]")
     parser.add_argument("--seeds", type=int, nargs="+", metavar="SEED",

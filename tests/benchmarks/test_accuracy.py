@@ -252,6 +252,25 @@ def test_paired_cli_pairs_two_seed_ensembles_by_fold(tmp_path, capsys):
         paired.main([f"{five}:mhsa", f"{three}:ensemble"])
 
 
+def test_paired_cli_pairs_a_rescored_model_with_a_grid_by_fold_and_seed(tmp_path, capsys):
+    from benchmarks import paired
+
+    rows = [{"run": f"r{i}", "corpus": "emodb", "fold": f"f{i}", "seed": 0, "selected_epoch": 3,
+             "selected_ua": 0.5, "averaged_ua": ua} for i, ua in enumerate([0.8, 0.6])]
+    rescored = tmp_path / "averaging.json"
+    rescored.write_text(json.dumps({"command": "x", "rows": rows, "summary": {}}))
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps(_payload({"mhsa": {("f0", 0): 0.7, ("f1", 0): 0.7, ("f1", 1): 0.1}})))
+    assert paired.main([f"{rescored}:averaged", f"{grid}:mhsa"]) == 0
+    out = capsys.readouterr().out
+    assert "ΔUA +0.0 pp" in out and "1/2 wins" in out  # (f1, 1) has no partner
+    with pytest.raises(SystemExit, match="scores each run as averaged, selected"):
+        paired.main([f"{rescored}:mhsa", f"{grid}:mhsa"])
+    rescored.write_text(json.dumps({"command": "x", "rows": rows + rows[:1], "summary": {}}))
+    with pytest.raises(SystemExit, match="scores some \\(fold, seed\\) twice"):
+        paired.main([f"{rescored}:averaged", f"{grid}:mhsa"])
+
+
 def test_grid_records_the_provenance_taken_when_it_started(tmp_path, monkeypatch):
     """Commits made while a grid trains must not be credited with its runs."""
     import training.cross_validation as cross_validation
