@@ -27,6 +27,7 @@ PROTOCOLS = {"loso": "loso", "speaker-folds": "speaker_folds", "session": "sessi
 VARIANT_NAMES = ("fa_ca", "mhsa", "fa", "ca", "head_fusion")  # == sercal_keras.models.VARIANTS
 LR_SCHEDULES = ("step", "cosine", "constant")
 FEATURE_NORMALIZATIONS = ("global", "speaker")
+CLASS_WEIGHTINGS = ("none", "balanced")
 #: Fields that say where and how loudly to run, not what to train: a run
 #: directory may be continued with different values of these.
 RUNTIME_FIELDS = ("output_dir", "overwrite", "verbosity", "cache_dir", "folds", "seeds", "json_output")
@@ -74,6 +75,10 @@ class TrainConfig:
         mixup_alpha: mixup of training segments within a batch, λ ~ Beta(α, α)
             (0 = off); the labels become soft and the loss categorical.
         label_smoothing: cross-entropy label smoothing (0 = off).
+        class_weighting: `none`, or `balanced`: each training segment's loss
+            weighted by n / (k · n_c), n_c the training segments of its
+            class (k classes present), so every emotion weighs the same in
+            the loss as it does in UA (`class_weight` of `Model.fit`).
         speed_perturbation: extra speed factors for the training audio (e.g.
             `[0.9, 1.1]`): each training utterance is also resampled at each
             factor (tempo and pitch, as `sox speed`) and cut into training
@@ -137,6 +142,7 @@ class TrainConfig:
     freq_mask_width: int = 0
     mixup_alpha: float = 0.0
     label_smoothing: float = 0.0
+    class_weighting: str = "none"
     speed_perturbation: List[float] = dataclasses.field(default_factory=lambda: [0.9, 1.1])
     noise_snr_db: List[float] = dataclasses.field(default_factory=list)
     feature_normalization: str = "global"
@@ -279,6 +285,9 @@ class TrainConfig:
                 len(set(self.noise_snr_db)) != len(self.noise_snr_db)):
             fail("noise_snr_db", f"SNRs must be distinct and lie in {list(SNR_RANGE_DB)} dB. "
                  f"Received: {self.noise_snr_db}")
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            fail("class_weighting",
+                 f"must be one of {', '.join(CLASS_WEIGHTINGS)}. Received: {self.class_weighting!r}")
         if self.feature_normalization not in FEATURE_NORMALIZATIONS:
             fail("feature_normalization", f"must be one of {', '.join(FEATURE_NORMALIZATIONS)}. "
                  f"Received: {self.feature_normalization!r}")
@@ -430,7 +439,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         return dict(value)
     if key in ("data_dir", "output_dir", "protocol", "cache_dir"):
         return None if value is None else str(value)
-    if key in ("corpus", "variant", "lr_schedule", "feature_normalization"):
+    if key in ("corpus", "variant", "lr_schedule", "feature_normalization", "class_weighting"):
         if value is None:
             raise bad("a string")
         return str(value)
@@ -543,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--mixup-alpha", metavar="A",
                        help="mixup of training segments, lambda ~ Beta(A, A) (default: 0 = off)")
     model.add_argument("--label-smoothing", metavar="E", help="cross-entropy label smoothing (default: 0 = off)")
+    model.add_argument("--class-weighting", choices=CLASS_WEIGHTINGS,
+                       help="balanced: weight each segment's loss by the inverse frequency of its class "
+                            f"(default: {d.class_weighting})")
     model.add_argument("--speed-perturbation", metavar="F,F",
                        help="extra speed factors for the training audio, e.g. 0.9,1.1: each training utterance "
                        "is also used resampled at each factor (default: 0.9,1.1; '' = off, as in "

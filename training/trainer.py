@@ -260,6 +260,22 @@ def training_augmentation(config, mean):
     return augmentation if augmentation.active else None
 
 
+def balanced_class_weights(labels: np.ndarray, num_classes: int) -> Dict[int, float]:
+    """`Model.fit`'s `class_weight` for `--class-weighting balanced`: n / (k · n_c) per class present.
+
+    Every class then carries the same total weight in the loss, as every
+    emotion carries the same weight in UA. Classes absent from `labels` get no
+    entry (weight 1 in Keras; they never occur).
+
+    Example:
+    >>> balanced_class_weights(np.array([0, 0, 0, 1]), 3)
+    {0: 0.6666666666666666, 1: 2.0}
+    """
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=num_classes)
+    present = np.flatnonzero(counts)
+    return {int(c): float(len(labels) / (len(present) * counts[c])) for c in present}
+
+
 def synchronize_batch_norm(model) -> int:
     """Makes every BatchNormalization layer use global-batch statistics across replicas.
 
@@ -366,6 +382,10 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
     dataset = dataset.with_options(options)
 
     validation = (val_set.features, val_set.labels, val_set.utterance_index) if len(val_set) else None
+    class_weight = None
+    if config.class_weighting == "balanced":
+        class_weight = balanced_class_weights(train_set.labels, len(labels))
+        log("  class weights: " + ", ".join(f"{labels[c]} {w:.2f}" for c, w in class_weight.items()))
     # Weight averaging reads the epochs' weights at the end: kept in the run directory when asked
     # to, else in the checkpoint folder (resumable like the rest, deleted with it).
     epoch_weights_dir = (work_dir / EPOCH_WEIGHTS_DIR if config.keep_epoch_weights
@@ -386,7 +406,8 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
         done = len(monitor.state["history"])
         if done:
             log(f"  resuming after epoch {done} of {config.epochs}")
-        model.fit(dataset, epochs=config.epochs, verbose=fit_verbose, callbacks=callbacks, shuffle=False)
+        model.fit(dataset, epochs=config.epochs, verbose=fit_verbose, callbacks=callbacks, shuffle=False,
+                  class_weight=class_weight)
     state = ValidationUA.load_state(checkpoints)
     history = state["history"]
     if not state.get("finished"):

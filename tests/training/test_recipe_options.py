@@ -117,6 +117,7 @@ def test_benchmark_set_values_are_coerced_from_strings():
         (["--noise-snr-db", "loud"], "--noise-snr-db"),
         (["--model-option", "calibration_context"], "--model-option"),
         (["--feature-normalization", "utterance"], "--feature-normalization"),
+        (["--class-weighting", "inverse"], "--class-weighting"),
     ],
 )
 def test_bad_options_exit_2_naming_the_flag(args, flag, capsys, tmp_path):
@@ -145,14 +146,47 @@ def test_a_run_with_every_option_trains_and_reports(warm_cache, tmp_path):
     out = tmp_path / "augmented"
     rc = main(SMALL + ["--epochs", "2", "--variant", "mhsa", "--time-masks", "2", "--time-mask-width", "8",
                        "--freq-masks", "1", "--freq-mask-width", "3", "--mixup-alpha", "0.3",
-                       "--label-smoothing", "0.1", "--ema-momentum", "0.95", "--output-dir", str(out)])
+                       "--label-smoothing", "0.1", "--ema-momentum", "0.95", "--class-weighting", "balanced",
+                       "--output-dir", str(out)])
     assert rc == 0
     metrics = read_json(out / "metrics.json")
     assert 0 <= metrics["utterance"]["ua"] <= 1 and metrics["epochs_run"] == 2
     assert metrics["best_validation_ua"] is not None  # the validation-UA callback still works
     saved = read_json(out / "config.json")
-    assert (saved["mixup_alpha"], saved["label_smoothing"], saved["time_masks"], saved["ema_momentum"]) == (
-        0.3, 0.1, 2, 0.95)
+    assert (saved["mixup_alpha"], saved["label_smoothing"], saved["time_masks"], saved["ema_momentum"],
+            saved["class_weighting"]) == (0.3, 0.1, 2, 0.95, "balanced")
+
+
+def test_balanced_class_weights_give_every_class_the_same_total_weight():
+    from training.trainer import balanced_class_weights
+
+    labels = np.array([0] * 6 + [1] * 3 + [3] * 1)  # class 2 absent
+    weights = balanced_class_weights(labels, 4)
+    assert sorted(weights) == [0, 1, 3]
+    totals = [weights[c] * np.sum(labels == c) for c in weights]
+    np.testing.assert_allclose(totals, len(labels) / 3)
+    assert TrainConfig().class_weighting == "none"
+
+
+def test_class_weights_reach_fit_and_the_log(warm_cache, tmp_path, monkeypatch, capsys):
+    import keras
+
+    seen = {}
+    fit = keras.Model.fit
+
+    def spy(self, *args, **kwargs):
+        seen["class_weight"] = kwargs.get("class_weight")
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spy)
+    assert main(SMALL + ["--epochs", "1", "--variant", "mhsa", "--output-dir", str(tmp_path / "plain")]) == 0
+    assert seen["class_weight"] is None
+    assert main(SMALL_CORPUS + ["--batch-size", "8", "--epochs", "1", "--variant", "mhsa", "--class-weighting",
+                                "balanced", "--output-dir", str(tmp_path / "balanced")]) == 0
+    weights = seen["class_weight"]
+    metrics = read_json(tmp_path / "balanced" / "metrics.json")
+    assert len(weights) == len(metrics["labels"]) and all(w > 0 for w in weights.values())
+    assert "class weights: " in capsys.readouterr().out
 
 
 def test_ema_selects_and_saves_the_averaged_weights_and_trains_on_the_raw_ones(tmp_path):
