@@ -92,9 +92,11 @@ class TrainConfig:
             model) or `speaker` (research option: each speaker's MFCC first
             standardised by that speaker's own statistics, test speakers'
             from their unlabelled test audio; `standardize_by_speaker`).
-        validation_fraction: share of the training *speakers* held out to
-            choose the best epoch by validation UA; 0 = no validation (the last
-            epoch's model is kept: a fixed epoch budget).
+        validation_fraction: share of the training *speakers* held out for
+            validation UA (curves, early stopping, and, with
+            `average_from_epoch` 0, the choice of the best epoch). 0, the
+            default, trains on every training speaker (research log #52:
+            +3.2 pp on EmoDB with the weight average instead of a pick).
         patience: early stopping after this many epochs without a better
             validation UA; 0 = off.
         mixed_precision: train with the `mixed_float16` policy (GPUs).
@@ -106,9 +108,11 @@ class TrainConfig:
         average_from_epoch: N >= 1: the saved model is the element-wise mean
             of the weights of epochs N..last (1-based; stochastic weight
             averaging, BatchNorm statistics averaged too, `weight_averaging.py`)
-            instead of the best validation epoch; validation UA is still
-            computed (history, early stopping) but selects nothing. 11 with
-            the default schedule = from the first lr drop. 0 = off.
+            instead of one epoch; validation UA, if any, is still computed
+            (history, early stopping) but selects nothing. The default 11 is
+            the first lr drop of the default schedule; a window that would
+            open after the last epoch keeps the last epoch alone. 0 = off:
+            the best validation epoch (the last one without validation).
         keep_epoch_weights: also write every epoch's weights (as validation saw
             them) to `epoch_weights/epochNN.weights.h5` in the run directory,
             ~1 MB each, for offline studies of model-selection rules
@@ -146,13 +150,13 @@ class TrainConfig:
     speed_perturbation: List[float] = dataclasses.field(default_factory=lambda: [0.9, 1.1])
     noise_snr_db: List[float] = dataclasses.field(default_factory=list)
     feature_normalization: str = "global"
-    validation_fraction: float = 0.2
+    validation_fraction: float = 0.0
     patience: int = 0
     mixed_precision: bool = False
     features: Dict[str, Any] = dataclasses.field(default_factory=dict)
     model_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
     output_dir: Optional[str] = None
-    average_from_epoch: int = 0
+    average_from_epoch: int = 11
     keep_epoch_weights: bool = False
     overwrite: bool = False
     cache_dir: Optional[str] = None
@@ -293,9 +297,9 @@ class TrainConfig:
                  f"Received: {self.feature_normalization!r}")
         if not 0 <= self.validation_fraction < 1:
             fail("validation_fraction", f"must lie in [0, 1). Received: {self.validation_fraction}")
-        if not 0 <= self.average_from_epoch <= self.epochs:
-            fail("average_from_epoch", f"must lie in [0, --epochs = {self.epochs}] (0 = off: keep the best "
-                 f"validation epoch). Received: {self.average_from_epoch}")
+        if self.average_from_epoch < 0:
+            fail("average_from_epoch", f"must be >= 0 (0 = off: keep the best validation epoch, or the last). "
+                 f"Received: {self.average_from_epoch}")
         if self.patience < 0:
             fail("patience", f"must be >= 0 (0 = no early stopping). Received: {self.patience}")
         if self.patience and not self.validation_fraction:
@@ -531,8 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="fold indices (0-based) or names, comma-separated, or 'all' for "
                       "cross-validation (default: the first fold)")
     data.add_argument("--validation-fraction", type=str, metavar="F",
-                      help=f"share of training speakers held out to pick the best epoch by "
-                      f"validation UA; 0 = keep the last epoch (default: {d.validation_fraction})")
+                      help=f"share of training speakers held out for validation UA (curves, --patience; picks the "
+                      f"best epoch when --average-from-epoch is 0) (default: {d.validation_fraction:g}: every "
+                      "training speaker trains)")
     data.add_argument("--cache-dir", metavar="DIR", help="cache for generated audio and features "
                       "(default: $SERCAL_CACHE_DIR or ~/.cache/sercal_keras)")
 
@@ -581,8 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="select and save an exponential moving average of the weights with momentum M, "
                        "e.g. 0.99 (default: 0 = off)")
     model.add_argument("--average-from-epoch", metavar="N",
-                       help="save the mean of the weights of epochs N..last instead of the best validation epoch "
-                       "(weight averaging; 11 = from the first lr drop of the default schedule; default: 0 = off)")
+                       help="save the mean of the weights of epochs N..last (weight averaging; N after the last "
+                       f"epoch: the last epoch; 0 = off: the best validation epoch, or the last) (default: "
+                       f"{d.average_from_epoch}, the first lr drop of the default schedule)")
     model.add_argument("--patience", metavar="N",
                        help="stop after N epochs without a better validation UA (default: 0 = off)")
     model.add_argument("--seeds", "--seed", metavar="SEEDS", dest="seeds",

@@ -217,6 +217,11 @@ def summary_markdown(summary: Dict[str, Any]) -> str:
     def pct(value):
         return "–" if value is None else f"{100 * value:.1f}"
 
+    def saved_model(cfg) -> str:
+        if cfg.get("average_from_epoch"):
+            return f"the mean of the weights of epochs {cfg['average_from_epoch']}..last"
+        return "best validation UA" if cfg.get("validation_fraction") else "last epoch"
+
     def pm(stats):
         return "–" if stats["mean"] is None else f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}"
 
@@ -228,7 +233,7 @@ def summary_markdown(summary: Dict[str, Any]) -> str:
         f"{summary['num_runs']} run(s) (folds × seeds {summary['seeds']}); {cfg['epochs']} epochs max, "
         f"batch {cfg['batch_size']}/replica, Adam lr {cfg['learning_rate']:g} ({cfg['lr_schedule']}), "
         f"weight decay {cfg['weight_decay']:g}, dropout {cfg['dropout']:g}, validation fraction "
-        f"{cfg['validation_fraction']:g} of the training speakers (model = best validation UA), "
+        f"{cfg['validation_fraction']:g} of the training speakers, model = {saved_model(cfg)}, "
         f"patience {cfg['patience'] or 'off'}.",
         "",
         f"Command: `{summary['command']}`",

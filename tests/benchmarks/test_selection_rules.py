@@ -10,7 +10,8 @@ import pytest
 from benchmarks.selection_rules import current_rule, first_drop_epoch, late_rule, main, repair_rule
 from tests.conftest import SMALL_CORPUS
 
-SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--folds", "0", "--epochs", "3", "--keep-epoch-weights"]
+SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--folds", "0", "--epochs", "3", "--keep-epoch-weights",
+                         "--validation-fraction", "0.2", "--average-from-epoch", "0"]  # runs that pick an epoch
 
 
 def test_rules():

@@ -8,7 +8,8 @@ import pytest
 from benchmarks.weight_averaging import main
 from tests.conftest import SMALL_CORPUS
 
-SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--folds", "0", "--epochs", "3", "--keep-epoch-weights"]
+SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--folds", "0", "--epochs", "3", "--keep-epoch-weights",
+                         "--validation-fraction", "0.2", "--average-from-epoch", "0"]  # runs that pick an epoch
 
 
 @pytest.fixture(scope="module")

@@ -88,12 +88,14 @@ def test_config_file_unknown_key_is_named(tmp_path, capsys):
     assert "epochz" in err and str(path) in err
 
 
-def test_defaults_are_the_paper_preset_plus_speed_perturbation():
+def test_defaults_are_the_paper_preset_plus_the_kept_recipe_changes():
     from training.config import PAPER_PRESET, paper_preset
 
     paper = config_from_args(["--config", str(PAPER_PRESET)]).to_dict()
     assert paper == paper_preset().to_dict()
-    assert {**paper, "speed_perturbation": [0.9, 1.1]} == TrainConfig().to_dict()
+    # beyond the paper: speed perturbation (#14) and every training speaker with the weight average (#52)
+    assert {**paper, "speed_perturbation": [0.9, 1.1], "validation_fraction": 0.0,
+            "average_from_epoch": 11} == TrainConfig().to_dict()
     assert paper["speed_perturbation"] == []
 
 

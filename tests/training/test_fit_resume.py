@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.training.conftest import REPO_ROOT, SMALL_CORPUS, subprocess_env
+from tests.training.conftest import PICK, REPO_ROOT, SMALL_CORPUS, subprocess_env
 
 EPOCHS = 8
 
@@ -72,7 +72,7 @@ def test_early_stopping_on_validation_ua(cache_dir, tmp_path):
 
     out = tmp_path / "early"
     args = [*SMALL_CORPUS, "--batch-size", "8", "--epochs", "6", "--patience", "1", "--learning-rate", "1e-12",
-            "--quiet", "--output-dir", str(out)]
+            "--quiet", *PICK, "--output-dir", str(out)]
     assert main(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["stopped_early"] is True

@@ -98,13 +98,22 @@ def test_without_validation_or_kept_weights_the_epoch_files_go_with_the_checkpoi
     assert not (out / "epoch_weights").exists() and not (out / ".checkpoints").exists()
 
 
-def test_the_option_is_off_by_default_and_checked(warm_cache, capsys, tmp_path):
-    assert config_from_args([]).average_from_epoch == 0
-    assert config_from_args(["--average-from-epoch", "11", "--epochs", "30"]).average_from_epoch == 11
-    out = tmp_path / "out"
-    assert main(SMALL + ["--epochs", "3", "--average-from-epoch", "4", "--output-dir", str(out)]) == 2
-    assert "--average-from-epoch must lie in [0, --epochs = 3]" in capsys.readouterr().err
-    assert not out.exists()
+def test_the_default_trains_every_speaker_and_saves_the_mean_from_epoch_11(warm_cache, capsys, tmp_path):
+    from training.config import paper_preset
+
+    default, paper = config_from_args([]), paper_preset()
+    assert (default.validation_fraction, default.average_from_epoch) == (0.0, 11)  # research log #52
+    assert (paper.validation_fraction, paper.average_from_epoch) == (0.2, 0)  # the paper picks an epoch
+    out = tmp_path / "default"
+    assert main(SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--epochs", "2", "--output-dir", str(out)]) == 0
+    metrics = read_json(out / "metrics.json")
+    assert metrics["validation_speakers"] == [] and metrics["validation_ua"] is None
+    assert metrics["averaged_epochs"] == [2, 2]  # the window opens after the last epoch: the last epoch alone
+    assert not (out / "epoch_weights").exists() and not (out / ".checkpoints").exists()
+    bad = tmp_path / "bad"
+    assert main(SMALL + ["--average-from-epoch", "-1", "--output-dir", str(bad)]) == 2
+    assert "--average-from-epoch must be >= 0" in capsys.readouterr().err
+    assert not bad.exists()
 
 
 def test_rescoring_benchmarks_refuse_an_averaged_run(tmp_path):
@@ -122,9 +131,11 @@ def test_the_cross_validation_summary_names_each_runs_model(warm_cache, tmp_path
     assert "mean of the weights of epochs 2-2/2" in capsys.readouterr().out  # the per-run log line
     summary = (out / "summary.md").read_text()
     assert summary.count("| mean of the weights of epochs 2-2/2 |") == 2 and "| best epoch" not in summary
+    assert "model = the mean of the weights of epochs 2..last" in summary
     plain = tmp_path / "plain"
     assert main(SMALL + ["--epochs", "2", "--seeds", "0,1", "--output-dir", str(plain)]) == 0
-    assert (plain / "summary.md").read_text().count("| best epoch ") == 2
+    plain_summary = (plain / "summary.md").read_text()
+    assert plain_summary.count("| best epoch ") == 2 and "model = best validation UA" in plain_summary
 
 
 def test_the_export_report_names_an_averaged_model():
