@@ -5,15 +5,15 @@ cost inference; an average of weights (stochastic weight averaging, Izmailov
 et al. 2018) costs nothing at inference. For every run trained with
 `--keep-epoch-weights` this script averages the weights of every epoch from
 `--start-epoch` (default: the first epoch with a lower learning rate than the
-first) to the last, BatchNorm's moving statistics included, and scores the averaged model on the run's test fold exactly
-as the run was scored (`training.evaluate.evaluate_model`; the run's own model
-must reproduce its `metrics.json` first). With `--recompute-batch-norm` the
-averaged model is also scored with its BatchNorm statistics recomputed over the
-run's own training segments (`training.weight_averaging.recompute_batch_norm`;
-the SWA recipe, research log #51). Nothing is selected: no validation score is
-read. Writes `benchmarks/results/<name>.{json,md}`: per run both
-UAs, and averaged − selected paired by run, pooled and per corpus (research
-log #47).
+first) to the last, BatchNorm's moving statistics included, and scores the
+averaged model on the run's test fold exactly as the run was scored
+(`training.evaluate.evaluate_model`; the run's own model must reproduce its
+`metrics.json` first). With `--recompute-batch-norm` the averaged model is also
+scored with its BatchNorm statistics recomputed over the run's own training
+segments (`training.weight_averaging.recompute_batch_norm`; the SWA recipe,
+research log #51). Nothing is selected: no validation score is read. Writes
+`benchmarks/results/<name>.{json,md}`: per run both UAs, and averaged −
+selected paired by run, pooled and per corpus (research log #47).
 
 Example:
     python -m benchmarks.weight_averaging runs/benchmarks/exp_emodb_speed4/mhsa/*_seed* \\
