@@ -21,6 +21,7 @@ import numpy as np
 
 from sercal_keras import metrics as M
 from sercal_keras.io_utils import write_json, write_text
+from training.weight_averaging import describe_saved_model, describe_window
 from training.run_dir import (
     CONFIG_NAME,
     is_finished,
@@ -47,8 +48,6 @@ def get_distribution():
 
 def _model_epochs(run: Dict[str, Any]) -> str:
     """`best epoch 14/30`, or `mean of the weights of epochs 11-30/30` for a weight-averaged run."""
-    from training.weight_averaging import describe_window
-
     averaged = run.get("averaged_epochs")
     chosen = describe_window(averaged) if averaged else f"best epoch {run.get('best_epoch')}"
     return f"{chosen}/{run.get('epochs_run')}"
@@ -217,11 +216,6 @@ def summary_markdown(summary: Dict[str, Any]) -> str:
     def pct(value):
         return "–" if value is None else f"{100 * value:.1f}"
 
-    def saved_model(cfg) -> str:
-        if cfg.get("average_from_epoch"):
-            return f"the mean of the weights of epochs {cfg['average_from_epoch']}..last"
-        return "best validation UA" if cfg.get("validation_fraction") else "last epoch"
-
     def pm(stats):
         return "–" if stats["mean"] is None else f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}"
 
@@ -233,7 +227,8 @@ def summary_markdown(summary: Dict[str, Any]) -> str:
         f"{summary['num_runs']} run(s) (folds × seeds {summary['seeds']}); {cfg['epochs']} epochs max, "
         f"batch {cfg['batch_size']}/replica, Adam lr {cfg['learning_rate']:g} ({cfg['lr_schedule']}), "
         f"weight decay {cfg['weight_decay']:g}, dropout {cfg['dropout']:g}, validation fraction "
-        f"{cfg['validation_fraction']:g} of the training speakers, model = {saved_model(cfg)}, "
+        f"{cfg['validation_fraction']:g} of the training speakers, model = "
+        f"{describe_saved_model(cfg.get('average_from_epoch', 0), bool(cfg['validation_fraction']))}, "
         f"patience {cfg['patience'] or 'off'}.",
         "",
         f"Command: `{summary['command']}`",

@@ -26,7 +26,7 @@ from sercal_keras.reporting import plot_confusion
 from training import plots
 from training.run_dir import (CHECKPOINT_DIR, CONFIG_NAME, EPOCH_WEIGHTS_DIR, METRICS_NAME, MODEL_NAME,
                               epoch_weights_name)
-from training.weight_averaging import describe_window, load_averaged_weights
+from training.weight_averaging import describe_saved_model, describe_window, load_averaged_weights
 
 
 class TrainingDivergedError(SercalError):
@@ -428,7 +428,7 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
     else:
         weights = monitor.best_weights_path if validation is not None else monitor.last_weights_path
         model.load_weights(str(weights))
-        selection = "best validation UA (utterance level)" if validation is not None else "last epoch"
+        selection = describe_saved_model(config.average_from_epoch, validation is not None)
 
     # ---- a clean float32, uncompiled copy for the artifact and evaluation
     inference_model = build_and_compile(config, len(labels), mean, variance, fc.feature_shape, compile_model=False)

@@ -50,6 +50,22 @@ def describe_window(averaged_epochs: Sequence[int]) -> str:
     return f"mean of the weights of epochs {first}-{last}"
 
 
+def describe_saved_model(average_from_epoch: int, has_validation: bool) -> str:
+    """Which weights a run's config saves, as logs and summaries say it: the rule, before any epoch has run.
+
+    Args:
+        average_from_epoch: the config's `average_from_epoch` (0 = no averaging).
+        has_validation: whether the run holds out validation speakers.
+
+    Example:
+    >>> describe_saved_model(11, False), describe_saved_model(0, True), describe_saved_model(0, False)
+    ('mean of the weights of epochs 11..last', 'best validation UA (utterance level)', 'last epoch')
+    """
+    if average_from_epoch:
+        return f"mean of the weights of epochs {average_from_epoch}..last"
+    return "best validation UA (utterance level)" if has_validation else "last epoch"
+
+
 def load_averaged_weights(model, paths: Sequence[Path]) -> None:
     """Sets `model`'s weights to the mean of the `.weights.h5` files at `paths`.
 

@@ -131,7 +131,7 @@ def test_the_cross_validation_summary_names_each_runs_model(warm_cache, tmp_path
     assert "mean of the weights of epochs 2-2/2" in capsys.readouterr().out  # the per-run log line
     summary = (out / "summary.md").read_text()
     assert summary.count("| mean of the weights of epochs 2-2/2 |") == 2 and "| best epoch" not in summary
-    assert "model = the mean of the weights of epochs 2..last" in summary
+    assert "model = mean of the weights of epochs 2..last" in summary
     plain = tmp_path / "plain"
     assert main(SMALL + ["--epochs", "2", "--seeds", "0,1", "--output-dir", str(plain)]) == 0
     plain_summary = (plain / "summary.md").read_text()
