@@ -42,6 +42,7 @@ def training_segments(run: Path, data_dir: Optional[str]):
     from training.trainer import load_data, split_run_data
 
     saved = json.loads((run / "config.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
     config = TrainConfig.from_saved({**saved, **({"data_dir": data_dir} if data_dir else {})},
                                     source=str(run / "config.json"))
     key = json.dumps([config.corpus, config.data_dir, config.corpus_options, config.protocol_name, config.features,
@@ -49,9 +50,8 @@ def training_segments(run: Path, data_dir: Optional[str]):
     if key not in _CORPUS_DATA:
         _CORPUS_DATA[key] = load_data(config, log=lambda message: None).extract(log=lambda message: None)
     data = _CORPUS_DATA[key]
-    fold_name = json.loads((run / "metrics.json").read_text())["fold"]
-    fold = next(f for f in data.folds if f.name == fold_name)
-    return split_run_data(config, data, fold, json.loads((run / "metrics.json").read_text())["seed"]).train
+    fold = next(f for f in data.folds if f.name == metrics["fold"])
+    return split_run_data(config, data, fold, metrics["seed"]).train
 
 
 def score_run(run: Path, start_epoch: Optional[int], data_dir: Optional[str],
