@@ -183,9 +183,14 @@ def test_class_weights_reach_fit_and_the_log(warm_cache, tmp_path, monkeypatch, 
     assert seen["class_weight"] is None
     assert main(SMALL_CORPUS + ["--batch-size", "8", "--epochs", "1", "--variant", "mhsa", "--class-weighting",
                                 "balanced", "--output-dir", str(tmp_path / "balanced")]) == 0
-    weights = seen["class_weight"]
-    metrics = read_json(tmp_path / "balanced" / "metrics.json")
-    assert len(weights) == len(metrics["labels"]) and all(w > 0 for w in weights.values())
+    from benchmarks.weight_averaging import training_segments
+    from training.trainer import balanced_class_weights
+
+    # the weights of the run's own training segments (speed copies included), recomputed independently
+    labels = training_segments(tmp_path / "balanced", None).labels
+    assert seen["class_weight"] == pytest.approx(balanced_class_weights(labels, 4))
+    counts = np.bincount(labels, minlength=4)
+    assert sorted(seen["class_weight"]) == [c for c in range(4) if counts[c]]
     assert "class weights: " in capsys.readouterr().out
 
 
