@@ -286,7 +286,9 @@ def test_mfcc_is_per_segment_across_chunks():
     batch = np.stack([loud] * 40 + [quiet])
     got = frontend.mfcc(batch)
     np.testing.assert_allclose(got[-1], librosa_mfcc(quiet), atol=MFCC_ATOL, rtol=MFCC_RTOL)
-    np.testing.assert_array_equal(got[0], got[39])
+    # equal up to float32 rounding: the GEMM kernel may differ by row position within a chunk (seen
+    # on one CPU: 7.6e-5 on values ~150); a chunk-level leak would differ by whole decibels
+    np.testing.assert_allclose(got[0], got[39], atol=1e-3, rtol=1e-5)
 
 
 def test_silence_mfcc_is_known_value():
