@@ -25,6 +25,7 @@ from training.weight_averaging import describe_saved_model, describe_window
 from training.run_dir import (
     CONFIG_NAME,
     is_finished,
+    is_single_run,
     layout_is_flat,
     prepare_output_dir,
     read_json,
@@ -106,7 +107,10 @@ def run_cross_validation(config, command: Optional[Sequence[str]] = None,
     if chief:
         prepare_output_dir(config, output_dir, named, delete=True)
         output_dir.mkdir(parents=True, exist_ok=True)
-        write_json(output_dir / CONFIG_NAME, config.to_dict())
+        if flat or not is_single_run(config):
+            # A single fold × seed inside a cross-validation directory keeps the directory's
+            # config: written here, it would make the next single-fold call train flat at the top.
+            write_json(output_dir / CONFIG_NAME, config.to_dict())
     log(f"{describe(config)}; {distribution.describe()}, global batch "
         f"{distribution.global_batch(config.batch_size)}; output {output_dir}")
     data.extract(log=quiet_log)
