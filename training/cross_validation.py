@@ -121,6 +121,8 @@ def run_cross_validation(config, command: Optional[Sequence[str]] = None,
     trained_seconds: List[float] = []
     for n, ((fold_index, fold, seed), run_dir, done) in enumerate(zip(plan, run_dirs, finished), start=1):
         tag = f"[{n}/{len(plan)}] {fold.name} seed {seed}"
+        if not done:  # another process growing the same grid may have finished it since this one started
+            done = chief_decides(distribution, [is_finished(run_dir)])[0]
         if done:
             if not chief:
                 continue

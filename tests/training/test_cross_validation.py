@@ -102,3 +102,25 @@ def test_single_runs_added_to_a_cross_validation_directory_go_to_their_sub_direc
     assert (out / "speakers-s02_seed1" / "metrics.json").is_file()
     assert not (out / "metrics.json").exists() and not (out / "history.csv").exists()
     assert read_json(out / "config.json")["folds"] == ["0", "speakers-s02"]
+
+
+def test_a_run_finished_meanwhile_by_another_process_is_not_trained_again(cache_dir, tmp_path, monkeypatch):
+    """Which runs are finished is checked again before each one, not only when the grid starts."""
+    import shutil
+
+    import training.trainer as trainer
+
+    out = tmp_path / "cv"
+    train_run, trained = trainer.train_run, []
+
+    def train_then_another_process_finishes_the_next(config, data, fold_index, fold, seed, run_dir, *args, **kwargs):
+        trained.append(run_dir.name)
+        result = train_run(config, data, fold_index, fold, seed, run_dir, *args, **kwargs)
+        if len(trained) == 1:  # stands in for the other process, which finishes the next run meanwhile
+            shutil.copytree(run_dir, out / "speakers-s02_seed0")
+        return result
+
+    monkeypatch.setattr(trainer, "train_run", train_then_another_process_finishes_the_next)
+    summary = run_cross_validation(small_config(out))
+    assert trained == ["speakers-s01_seed0"]
+    assert summary["num_runs"] == 2
