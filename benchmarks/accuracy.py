@@ -321,6 +321,21 @@ def _pm(stats) -> str:
     return "–" if stats["mean"] is None else f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}"
 
 
+def _model_choice(cfg: Dict[str, Any], speaker_independent: bool) -> str:
+    """How each run's saved model was chosen, in the words of `TrainConfig`."""
+    held_out = "speakers" if speaker_independent else "utterances"
+    fraction = cfg.get("validation_fraction") or 0
+    start = cfg.get("average_from_epoch") or 0  # absent in grids that predate the option: a pick
+    if start:
+        window = f"weights averaged over epochs {start}–{cfg.get('epochs')}"
+        if fraction:
+            return f"{window}, validation on {fraction} of the *training* {held_out} (monitoring only)"
+        return f"{window}, trained on every training {held_out[:-1]} (no validation split)"
+    if fraction:
+        return f"model chosen by validation UA on {fraction} of the *training* {held_out}"
+    return f"the last epoch, trained on every training {held_out[:-1]} (no validation split)"
+
+
 def to_markdown(payload: Dict[str, Any]) -> str:
     cfg = payload["config"]
     protocol = payload["protocol"] + ("" if payload["speaker_independent"] else
@@ -330,8 +345,7 @@ def to_markdown(payload: Dict[str, Any]) -> str:
         f"Utterance level (mean of segment probabilities), mean ± std over folds × seeds {payload['seeds']}. "
         f"Recipe: {cfg.get('epochs')} epochs max, batch {cfg.get('batch_size')}, Adam lr {cfg.get('learning_rate')} "
         f"({cfg.get('lr_schedule')}), weight decay {cfg.get('weight_decay')}, dropout {cfg.get('dropout')}, "
-        f"model chosen by validation UA on {cfg.get('validation_fraction')} of the *training* "
-        + ("speakers" if payload["speaker_independent"] else "utterances") + " (never on the test fold).", "",
+        + _model_choice(cfg, payload["speaker_independent"]) + " (never on the test fold).", "",
         f"Command: `{payload['command']}`  ", f"Commit: `{payload['git_commit']}`  ",
         f"Machine: {payload['machine']['cpu']} ({payload['machine']['cpu_count']} cores)", "",
         "## Per variant (%)", "",

@@ -294,3 +294,20 @@ def test_grid_records_the_provenance_taken_when_it_started(tmp_path, monkeypatch
     args = accuracy.build_parser().parse_args(["--corpus", "synthetic", "--variants", "mhsa", "--seeds", "0", "--name", "toy",
                                 "--runs-dir", str(tmp_path), "--results-dir", str(tmp_path)])
     assert accuracy.run_grid(args)["git_commit"] == "start00"
+
+
+@pytest.mark.parametrize("config, expected", [
+    ({"epochs": 30, "validation_fraction": 0.0, "average_from_epoch": 11},
+     "weights averaged over epochs 11–30, trained on every training speaker (no validation split)"),
+    ({"epochs": 30, "validation_fraction": 0.2, "average_from_epoch": 11},
+     "weights averaged over epochs 11–30, validation on 0.2 of the *training* speakers (monitoring only)"),
+    ({"epochs": 30, "validation_fraction": 0.2, "average_from_epoch": 0},
+     "model chosen by validation UA on 0.2 of the *training* speakers"),
+    ({"epochs": 30, "validation_fraction": 0.2},  # a grid from before the weight average existed
+     "model chosen by validation UA on 0.2 of the *training* speakers"),
+    ({"epochs": 30, "validation_fraction": 0.0, "average_from_epoch": 0},
+     "the last epoch, trained on every training speaker (no validation split)"),
+])
+def test_markdown_says_how_each_run_s_model_was_chosen(config, expected):
+    markdown = accuracy.to_markdown(_payload({"mhsa": {("f1", 0): 0.5}}, config=config))
+    assert f"{expected} (never on the test fold)." in markdown
