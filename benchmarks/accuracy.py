@@ -322,18 +322,15 @@ def _pm(stats) -> str:
 
 
 def _model_choice(cfg: Dict[str, Any], speaker_independent: bool) -> str:
-    """How each run's saved model was chosen, in the words of `TrainConfig`."""
-    held_out = "speakers" if speaker_independent else "utterances"
+    """Which weights each run saved (training's own words) and what was held out for validation."""
+    from training.weight_averaging import describe_saved_model
+
+    unit = "speakers" if speaker_independent else "utterances"
     fraction = cfg.get("validation_fraction") or 0
-    start = cfg.get("average_from_epoch") or 0  # absent in grids that predate the option: a pick
-    if start:
-        window = f"weights averaged over epochs {start}–{cfg.get('epochs')}"
-        if fraction:
-            return f"{window}, validation on {fraction} of the *training* {held_out} (monitoring only)"
-        return f"{window}, trained on every training {held_out[:-1]} (no validation split)"
-    if fraction:
-        return f"model chosen by validation UA on {fraction} of the *training* {held_out}"
-    return f"the last epoch, trained on every training {held_out[:-1]} (no validation split)"
+    split = (f"validation on {fraction} of the *training* {unit}" if fraction
+             else f"no validation split (all training {unit} train)")
+    # average_from_epoch is absent from grids that predate the option: they kept a pick.
+    return f"model = {describe_saved_model(cfg.get('average_from_epoch') or 0, bool(fraction))}, {split}"
 
 
 def to_markdown(payload: Dict[str, Any]) -> str:

@@ -298,15 +298,15 @@ def test_grid_records_the_provenance_taken_when_it_started(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("config, expected", [
     ({"epochs": 30, "validation_fraction": 0.0, "average_from_epoch": 11},
-     "weights averaged over epochs 11–30, trained on every training speaker (no validation split)"),
+     "model = mean of the weights of epochs 11..last, no validation split (all training speakers train)"),
     ({"epochs": 30, "validation_fraction": 0.2, "average_from_epoch": 11},
-     "weights averaged over epochs 11–30, validation on 0.2 of the *training* speakers (monitoring only)"),
+     "model = mean of the weights of epochs 11..last, validation on 0.2 of the *training* speakers"),
     ({"epochs": 30, "validation_fraction": 0.2, "average_from_epoch": 0},
-     "model chosen by validation UA on 0.2 of the *training* speakers"),
+     "model = best validation UA (utterance level), validation on 0.2 of the *training* speakers"),
     ({"epochs": 30, "validation_fraction": 0.2},  # a grid from before the weight average existed
-     "model chosen by validation UA on 0.2 of the *training* speakers"),
+     "model = best validation UA (utterance level), validation on 0.2 of the *training* speakers"),
     ({"epochs": 30, "validation_fraction": 0.0, "average_from_epoch": 0},
-     "the last epoch, trained on every training speaker (no validation split)"),
+     "model = last epoch, no validation split (all training speakers train)"),
 ])
 def test_markdown_says_how_each_run_s_model_was_chosen(config, expected):
     markdown = accuracy.to_markdown(_payload({"mhsa": {("f1", 0): 0.5}}, config=config))
