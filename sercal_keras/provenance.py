@@ -6,7 +6,7 @@ import os
 import platform
 import subprocess
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,14 +56,42 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+#: The x86 vector extensions TensorFlow's CPU kernels (oneDNN, Eigen) choose their code paths by.
+SIMD_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
+def cpu_signature(cpuinfo: Path = Path("/proc/cpuinfo")) -> Optional[str]:
+    """The CPU's family, model, stepping and vector extensions; None without `/proc/cpuinfo`.
+
+    Two hosts can share a model name ("AMD EPYC") and still differ here; float
+    results of a training run follow the instruction set its kernels use, so a
+    rerun that does not match bit for bit can be told apart by this line.
+
+    Example:
+    >>> cpu_signature()  # doctest: +SKIP
+    'family 25 model 17 stepping 1; avx avx2 fma'
+    """
+    try:
+        first_cpu = cpuinfo.read_text().split("\n\n", 1)[0]
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in first_cpu.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    numbers = " ".join(f"{key.split()[-1]} {fields[key]}" for key in ("cpu family", "model", "stepping") if key in fields)
+    return f"{numbers}; {' '.join(f for f in SIMD_FLAGS if f in flags) or 'no AVX'}"
+
+
 def machine_info() -> Dict[str, Any]:
-    """CPU model, core count, platform, and the 1-minute load average now.
+    """CPU model and signature, core count, platform, and the 1-minute load average now.
 
     The load average says whether other work shared the CPU during a timing
-    (above the core count, timings are inflated).
+    (above the core count, timings are inflated); the signature tells hosts of
+    one model name apart (see `cpu_signature`).
     """
     try:
         load = round(os.getloadavg()[0], 2)
     except (AttributeError, OSError):
         load = None
-    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform(), "load_average_1min": load}
+    return {"cpu": cpu_name(), "cpu_signature": cpu_signature(), "cpu_count": os.cpu_count(),
+            "platform": platform.platform(), "load_average_1min": load}

@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from sercal_keras.provenance import git_commit
+from sercal_keras.provenance import cpu_signature, git_commit, machine_info
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -42,3 +42,30 @@ def test_result_files_and_docs_rewritten_between_runs_are_not_code_changes(repo)
 
 def test_outside_a_checkout_is_unknown(tmp_path):
     assert git_commit(tmp_path / "nowhere") == "unknown"
+
+
+CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC
+stepping\t: 1
+flags\t\t: fpu sse sse4_2 avx fma avx2 sha_ni
+
+processor\t: 1
+cpu family\t: 25
+flags\t\t: avx512f
+"""
+
+
+def test_cpu_signature_tells_hosts_of_one_model_name_apart(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(CPUINFO)
+    assert cpu_signature(cpuinfo) == "family 25 model 17 stepping 1; avx avx2 fma"
+    cpuinfo.write_text(CPUINFO.replace("stepping\t: 1", "stepping\t: 2").replace("sha_ni", "avx512f avx512_bf16"))
+    assert cpu_signature(cpuinfo) == "family 25 model 17 stepping 2; avx avx2 fma avx512f avx512_bf16"
+
+
+def test_cpu_signature_without_cpuinfo_is_none(tmp_path):
+    assert cpu_signature(tmp_path / "absent") is None
+    assert "cpu_signature" in machine_info()
