@@ -61,7 +61,7 @@ SIMD_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "am
 
 
 def cpu_signature(cpuinfo: Path = Path("/proc/cpuinfo")) -> Optional[str]:
-    """The CPU's family, model, stepping and vector extensions; None without `/proc/cpuinfo`.
+    """An x86 CPU's family, model, stepping and vector extensions; None elsewhere.
 
     Two hosts can share a model name ("AMD EPYC") and still differ here; float
     results of a training run follow the instruction set its kernels use, so a
@@ -79,6 +79,8 @@ def cpu_signature(cpuinfo: Path = Path("/proc/cpuinfo")) -> Optional[str]:
     fields = {key.strip(): value.strip() for key, value in fields.items()}
     flags = set(fields.get("flags", "").split())
     numbers = " ".join(f"{key.split()[-1]} {fields[key]}" for key in ("cpu family", "model", "stepping") if key in fields)
+    if not numbers:  # not an x86 layout (an ARM board lists "CPU part" and "Features" instead)
+        return None
     return f"{numbers}; {' '.join(f for f in SIMD_FLAGS if f in flags) or 'no AVX'}"
 
 

@@ -66,6 +66,9 @@ def test_cpu_signature_tells_hosts_of_one_model_name_apart(tmp_path):
     assert cpu_signature(cpuinfo) == "family 25 model 17 stepping 2; avx avx2 fma avx512f avx512_bf16"
 
 
-def test_cpu_signature_without_cpuinfo_is_none(tmp_path):
+def test_cpu_signature_without_an_x86_cpuinfo_is_none(tmp_path):
     assert cpu_signature(tmp_path / "absent") is None
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd\nCPU part\t: 0xd08\n")
+    assert cpu_signature(arm) is None
     assert "cpu_signature" in machine_info()
