@@ -45,15 +45,19 @@ def git_commit(root: Path = REPO_ROOT) -> str:
         return "unknown"
 
 
+def _first_cpu_fields(cpuinfo: Path = Path("/proc/cpuinfo")) -> Dict[str, str]:
+    """The `key: value` lines of the first processor in a cpuinfo file; empty without one."""
+    try:
+        first_cpu = cpuinfo.read_text().split("\n\n", 1)[0]
+    except OSError:
+        return {}
+    pairs = (line.split(":", 1) for line in first_cpu.splitlines() if ":" in line)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
 def cpu_name() -> str:
     """The CPU model (from /proc/cpuinfo where there is one)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _first_cpu_fields().get("model name") or platform.processor() or platform.machine()
 
 
 #: The x86 vector extensions TensorFlow's CPU kernels (oneDNN, Eigen) choose their code paths by.
@@ -71,12 +75,7 @@ def cpu_signature(cpuinfo: Path = Path("/proc/cpuinfo")) -> Optional[str]:
     >>> cpu_signature()  # doctest: +SKIP
     'family 25 model 17 stepping 1; avx avx2 fma'
     """
-    try:
-        first_cpu = cpuinfo.read_text().split("\n\n", 1)[0]
-    except OSError:
-        return None
-    fields = dict(line.split(":", 1) for line in first_cpu.splitlines() if ":" in line)
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    fields = _first_cpu_fields(cpuinfo)
     flags = set(fields.get("flags", "").split())
     numbers = " ".join(f"{key.split()[-1]} {fields[key]}" for key in ("cpu family", "model", "stepping") if key in fields)
     if not numbers:  # not an x86 layout (an ARM board lists "CPU part" and "Features" instead)
