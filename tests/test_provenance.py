@@ -5,7 +5,7 @@ import pytest
 
 from sercal_keras.provenance import cpu_signature, git_commit, machine_info
 
-pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")  # the cpuinfo tests do not
 
 
 def _git(root, *args):
@@ -24,22 +24,26 @@ def repo(tmp_path):
     return tmp_path
 
 
+@needs_git
 def test_clean_checkout_is_its_commit(repo):
     commit = git_commit(repo)
     assert commit and not commit.endswith("-dirty") and commit != "unknown"
 
 
+@needs_git
 def test_edited_code_is_dirty(repo):
     (repo / "model.py").write_text("x = 2\n")
     assert git_commit(repo).endswith("-dirty")
 
 
+@needs_git
 def test_result_files_and_docs_rewritten_between_runs_are_not_code_changes(repo):
     (repo / "benchmarks" / "results" / "grid.json").write_text('{"runs": 5}\n')
     (repo / "README.md").write_text("# readme, edited\n")
     assert not git_commit(repo).endswith("-dirty")
 
 
+@needs_git
 def test_outside_a_checkout_is_unknown(tmp_path):
     assert git_commit(tmp_path / "nowhere") == "unknown"
 
