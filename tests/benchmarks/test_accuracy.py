@@ -35,16 +35,20 @@ def test_paired_difference_arithmetic_by_hand():
     assert result["p_value"] == pytest.approx(stats.ttest_rel([0.7, 0.65, 0.8, 0.5], [0.6, 0.6, 0.7, 0.55]).pvalue, abs=1e-5)
 
 
-def _run_quick(tmp_path):
-    command = [sys.executable, "-m", "benchmarks.accuracy", "--quick", "--epochs", "1", "--folds", "0", "1",
-               "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results"), "--quiet"]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
+def _quick_args(tmp_path):
+    return ["--quick", "--epochs", "1", "--folds", "0", "1", "--runs-dir", str(tmp_path / "runs"),
+            "--results-dir", str(tmp_path / "results"), "--quiet"]
+
+
+def _quick_results(tmp_path):
     return json.loads((tmp_path / "results" / "synthetic_speaker-folds_quick.json").read_text())
 
 
 def test_quick_grid_writes_paired_results_and_resumes(tmp_path):
-    first = _run_quick(tmp_path)
+    command = [sys.executable, "-m", "benchmarks.accuracy", *_quick_args(tmp_path)]  # as a user runs it
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    first = _quick_results(tmp_path)
     assert set(first["variants"]) == {"mhsa", "fa_ca"}
     for variant in first["variants"].values():
         assert variant["num_runs"] == 2 and variant["new_runs"] == 2
@@ -58,7 +62,8 @@ def test_quick_grid_writes_paired_results_and_resumes(tmp_path):
     assert "Paired difference vs mhsa" in markdown and first["command"] in markdown
     assert (tmp_path / "results" / "synthetic_speaker-folds_quick.png").exists()
 
-    second = _run_quick(tmp_path)  # resume: everything is read back, nothing is trained again
+    assert accuracy.main(_quick_args(tmp_path)) == 0  # resume (in-process): read back, nothing trained again
+    second = _quick_results(tmp_path)
     assert all(v["new_runs"] == 0 for v in second["variants"].values())
     assert second["variants"]["fa_ca"]["runs"] == first["variants"]["fa_ca"]["runs"]
 

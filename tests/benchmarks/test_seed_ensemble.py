@@ -5,9 +5,6 @@ import pytest
 
 from benchmarks.seed_ensemble import ensemble_scores, main
 from sercal_keras.data import SegmentSet
-from tests.conftest import SMALL_CORPUS
-
-SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--epochs", "1", "--folds", "0"]
 
 
 def test_the_ensemble_averages_probabilities_not_votes():
@@ -22,14 +19,9 @@ def test_the_ensemble_averages_probabilities_not_votes():
         ensemble_scores([confident_right, confident_right[:2]], segments, ["a", "b"])
 
 
-@pytest.fixture(scope="module")
-def two_seed_runs(warm_cache, tmp_path_factory):
-    from training.fit import main as fit
-
-    out = tmp_path_factory.mktemp("runs")
-    for seed in (0, 1):
-        assert fit(SMALL + ["--seeds", str(seed), "--output-dir", str(out / f"seed{seed}")]) == 0
-    return sorted(out.glob("seed*"))  # one fold, one seed: each output dir is the run
+@pytest.fixture
+def two_seed_runs(default_recipe_run):
+    return [default_recipe_run(0), default_recipe_run(1)]  # one fold, one seed: each output dir is the run
 
 
 def test_main_reproduces_each_member_and_scores_the_ensemble(two_seed_runs, tmp_path):

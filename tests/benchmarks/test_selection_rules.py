@@ -8,10 +8,6 @@ import numpy as np
 import pytest
 
 from benchmarks.selection_rules import current_rule, first_drop_epoch, late_rule, main, repair_rule
-from tests.conftest import SMALL_CORPUS
-
-SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--folds", "0", "--epochs", "3", "--keep-epoch-weights",
-                         "--validation-fraction", "0.2", "--average-from-epoch", "0"]  # runs that pick an epoch
 
 
 def test_rules():
@@ -25,13 +21,9 @@ def test_rules():
         late_rule(val, start_epoch=7)
 
 
-@pytest.fixture(scope="module")
-def run(warm_cache, tmp_path_factory):
-    from training.fit import main as fit
-
-    out = tmp_path_factory.mktemp("runs") / "run"
-    assert fit(SMALL + ["--output-dir", str(out)]) == 0
-    return out
+@pytest.fixture
+def run(picking_run):
+    return picking_run  # 3 epochs, every epoch's weights kept, the best validation epoch picked
 
 
 def test_every_epoch_is_kept_and_the_selected_one_is_the_model(run):

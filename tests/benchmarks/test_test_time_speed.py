@@ -7,9 +7,6 @@ import pytest
 
 from benchmarks.common import paired_by_run
 from benchmarks.test_time_speed import main
-from tests.conftest import SMALL_CORPUS
-
-SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--folds", "0", "--epochs", "2"]
 
 
 def test_summary_pairs_run_by_run_per_corpus_and_pooled():
@@ -21,13 +18,9 @@ def test_summary_pairs_run_by_run_per_corpus_and_pooled():
     assert summary["all"]["n"] == 4 and summary["all"]["mean"] == pytest.approx(-0.05)
 
 
-@pytest.fixture(scope="module")
-def run(warm_cache, tmp_path_factory):
-    from training.fit import main as fit
-
-    out = tmp_path_factory.mktemp("runs") / "run"
-    assert fit(SMALL + ["--output-dir", str(out)]) == 0  # default recipe: trained with speeds 0.9 and 1.1
-    return out
+@pytest.fixture
+def run(default_recipe_run):
+    return default_recipe_run(0)  # the default recipe: trained with speeds 0.9 and 1.1
 
 
 def test_main_reproduces_the_plain_score_and_scores_the_training_speeds(run, tmp_path):

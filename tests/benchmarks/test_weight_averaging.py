@@ -6,19 +6,11 @@ import shutil
 import pytest
 
 from benchmarks.weight_averaging import main
-from tests.conftest import SMALL_CORPUS
-
-SMALL = SMALL_CORPUS + ["--batch-size", "8", "--quiet", "--folds", "0", "--epochs", "3", "--keep-epoch-weights",
-                         "--validation-fraction", "0.2", "--average-from-epoch", "0"]  # runs that pick an epoch
 
 
-@pytest.fixture(scope="module")
-def run(warm_cache, tmp_path_factory):
-    from training.fit import main as fit
-
-    out = tmp_path_factory.mktemp("runs") / "run"
-    assert fit(SMALL + ["--output-dir", str(out)]) == 0
-    return out
+@pytest.fixture
+def run(picking_run):
+    return picking_run  # 3 epochs at one learning rate, every epoch's weights kept
 
 
 def test_one_epoch_averaged_is_that_epoch(run, tmp_path):

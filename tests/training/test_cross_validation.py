@@ -19,12 +19,13 @@ def small_config(out, **overrides) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def cv_run(cache_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("cv") / "cv"
-    return out, run_cross_validation(small_config(out))
+    """Two folds, one seed, one epoch of the default recipe (no validation split, weight average from epoch 11)."""
+    out, log = tmp_path_factory.mktemp("cv") / "cv", []
+    return out, run_cross_validation(small_config(out), log=log.append), log
 
 
 def test_summary_matches_the_runs(cv_run):
-    out, summary = cv_run
+    out, summary, _ = cv_run
     names = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert names == ["speakers-s01_seed0", "speakers-s02_seed0"]
     runs = [read_json(out / name / "metrics.json") for name in names]
@@ -45,8 +46,20 @@ def test_summary_matches_the_runs(cv_run):
     assert "| utterance |" in md and "speakers-s02" in md and "mean" in md.lower()
 
 
+def test_the_summary_names_each_runs_model(cv_run, trained_run):
+    out, _, log = cv_run
+    # the default recipe: the window opens after the last epoch, so the model is the last epoch's weights
+    assert sum("mean of the weights of epochs 1-1/1" in line for line in log) == 2  # the per-run log lines
+    summary = (out / "summary.md").read_text()
+    assert summary.count("| mean of the weights of epochs 1-1/1 |") == 2 and "| best epoch" not in summary
+    assert "model = mean of the weights of epochs 11..last" in summary
+    picked = (trained_run / "summary.md").read_text()  # a run that picks its epoch on a validation split
+    assert picked.count("| best epoch ") == 1 and "model = best validation UA" in picked
+    assert "mean of the weights" not in picked
+
+
 def test_finished_runs_are_skipped(cv_run):
-    out, summary = cv_run
+    out, summary, _ = cv_run
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/model.keras")}
     again = run_cross_validation(small_config(out, seeds=[0]))
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/model.keras")} == stamps
@@ -54,7 +67,7 @@ def test_finished_runs_are_skipped(cv_run):
 
 
 def test_more_seeds_train_only_the_new_runs(cv_run):
-    out, _ = cv_run
+    out, _, _ = cv_run
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/model.keras")}
     summary = run_cross_validation(small_config(out, seeds=[0, 1], folds=["0"]))
     assert summary["num_runs"] == 2
@@ -66,7 +79,7 @@ def test_more_seeds_train_only_the_new_runs(cv_run):
 
 def test_same_fold_same_seed_is_deterministic(cv_run, tmp_path):
     """Re-training a finished fold × seed from scratch gives the same test metrics."""
-    out, _ = cv_run
+    out, _, _ = cv_run
     summary = run_cross_validation(small_config(tmp_path / "again", folds=["0"]))
     first = read_json(out / "speakers-s01_seed0" / "metrics.json")
     assert summary["runs"][0]["utterance_ua"] == pytest.approx(first["utterance"]["ua"])
@@ -88,7 +101,7 @@ def test_summary_records_the_commit_the_run_started_from(cv_run, monkeypatch):
         return data
 
     monkeypatch.setattr(trainer, "load_data", load_data_then_commit)
-    out, _ = cv_run
+    out, _, _ = cv_run
     summary = run_cross_validation(small_config(out, seeds=[0]))  # finished runs: read back, fast
     assert summary["git_commit"] == "start00"
     assert read_json(out / "summary.json")["git_commit"] == "start00"
@@ -96,7 +109,7 @@ def test_summary_records_the_commit_the_run_started_from(cv_run, monkeypatch):
 
 def test_single_runs_added_to_a_cross_validation_directory_go_to_their_sub_directories(cv_run):
     """One fold × seed at a time (a grid grown run by run) never turns the directory into a flat run."""
-    out, _ = cv_run
+    out, _, _ = cv_run
     directory_config = read_json(out / "config.json")
     run_cross_validation(small_config(out, folds=["0"], seeds=[0]))  # finished: read back
     run_cross_validation(small_config(out, folds=["speakers-s02"], seeds=[1]))  # trained

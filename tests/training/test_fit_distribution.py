@@ -1,7 +1,8 @@
 """tf.distribute: two logical CPUs give what one device gives; two workers on loopback.
 
 Each case runs in fresh processes: the logical-device split and the
-multi-worker runtime must be configured before TensorFlow starts.
+multi-worker runtime must be configured before TensorFlow starts. The two
+logical-CPU cases share one process (`TWO_CPU_SCRIPT`), run once per module.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 from tests.training.conftest import REPO_ROOT, SMALL_CORPUS, free_port, read_json, subprocess_env
 
-MIRRORED_SCRIPT = textwrap.dedent(
+TWO_CPU_SCRIPT = textwrap.dedent(
     """
     import sys
     out = sys.argv[1]
@@ -26,7 +28,9 @@ MIRRORED_SCRIPT = textwrap.dedent(
     from training import cross_validation
     from training.config import TrainConfig
     from training.strategy import Distribution, make_distribution
+    from training.trainer import load_data, subset
 
+    # 1. global batch 8 as 1 device x 8 and as 2 logical CPUs x 4 (out/r1, out/r2)
     two = make_distribution()  # what training.fit does: every logical CPU device
     assert two.num_replicas == 2, two.describe()
     one_strategy = tf.distribute.MirroredStrategy(devices=["/cpu:0"])
@@ -37,25 +41,13 @@ MIRRORED_SCRIPT = textwrap.dedent(
                              batch_size=8 // replicas, validation_fraction=0.0, output_dir=f"{out}/r{replicas}",
                              verbosity=0, speed_perturbation=[])  # 74 segments: no batch is dropped
         cross_validation.run_cross_validation(config)
-    """
-)
 
-
-ONE_SEGMENT_LAST_BATCH_SCRIPT = textwrap.dedent(
-    """
-    import sys
-    out = sys.argv[1]
-    from training.strategy import split_cpu
-    split_cpu(2)
-    from training import cross_validation
-    from training.config import TrainConfig
-    from training.strategy import make_distribution
-    from training.trainer import load_data, subset
-
-    cross_validation._DISTRIBUTION = make_distribution()
+    # 2. a training set of odd size on 2 replicas: its last batch holds 1 segment (out/last_batch)
+    cross_validation._DISTRIBUTION = two
     for speeds in ([], [0.9], [1.1], [0.9, 1.1]):  # a training set of odd size: its last batch can hold 1 segment
         config = TrainConfig(corpus_options={"num_speakers": 4, "utterances_per_class": 2}, epochs=1,
-                             validation_fraction=0.0, speed_perturbation=speeds, output_dir=out, verbosity=0)
+                             validation_fraction=0.0, speed_perturbation=speeds, output_dir=f"{out}/last_batch",
+                             verbosity=0)
         data = load_data(config, log=lambda m: None).extract(log=lambda m: None)
         n = len(subset(data.train_segments, data.folds[0].train))
         if n % 2:
@@ -72,12 +64,18 @@ def losses(run_dir):
     return np.array([float(r["loss"]) for r in csv.DictReader((run_dir / "history.csv").open())])
 
 
-def test_two_logical_cpus_match_one_device(warm_cache, tmp_path):
-    """Global batch 8 as 1 device × 8 and as 2 logical CPUs × 4: same losses, same model (float tolerance)."""
-    proc = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, str(tmp_path)], cwd=REPO_ROOT,
-                          env=subprocess_env(warm_cache), capture_output=True, text=True, timeout=240)
+@pytest.fixture(scope="module")
+def two_cpu_runs(warm_cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("two_cpus")
+    proc = subprocess.run([sys.executable, "-c", TWO_CPU_SCRIPT, str(out)], cwd=REPO_ROOT,
+                          env=subprocess_env(warm_cache), capture_output=True, text=True, timeout=360)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    one, two = tmp_path / "r1", tmp_path / "r2"
+    return out
+
+
+def test_two_logical_cpus_match_one_device(two_cpu_runs):
+    """Global batch 8 as 1 device × 8 and as 2 logical CPUs × 4: same losses, same model (float tolerance)."""
+    one, two = two_cpu_runs / "r1", two_cpu_runs / "r2"
     meta = read_json(two / "metrics.json")
     assert (meta["replicas"], meta["global_batch_size"]) == (2, 8)
     assert read_json(one / "metrics.json")["replicas"] == 1
@@ -93,12 +91,9 @@ def test_two_logical_cpus_match_one_device(warm_cache, tmp_path):
     np.testing.assert_allclose(p2, p1, atol=2e-2)
 
 
-def test_a_last_batch_smaller_than_the_replicas_is_skipped_not_fatal(warm_cache, tmp_path):
+def test_a_last_batch_smaller_than_the_replicas_is_skipped_not_fatal(two_cpu_runs):
     """1 segment left for 2 replicas: one would get none and the synchronised BatchNorm all-reduce fail."""
-    proc = subprocess.run([sys.executable, "-c", ONE_SEGMENT_LAST_BATCH_SCRIPT, str(tmp_path / "run")],
-                          cwd=REPO_ROOT, env=subprocess_env(warm_cache), capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    assert read_json(tmp_path / "run" / "metrics.json")["replicas"] == 2
+    assert read_json(two_cpu_runs / "last_batch" / "metrics.json")["replicas"] == 2
 
 
 def test_two_workers_on_loopback_write_one_model(warm_cache, tmp_path):

@@ -124,20 +124,6 @@ def test_rescoring_benchmarks_refuse_an_averaged_run(tmp_path):
         require_selected_epoch(tmp_path, {"best_epoch": 3, "averaged_epochs": [11, 30]})
 
 
-def test_the_cross_validation_summary_names_each_runs_model(warm_cache, tmp_path, capsys):
-    out = tmp_path / "cv"
-    assert main(SMALL_CORPUS + ["--batch-size", "8", "--epochs", "2", "--seeds", "0,1", "--average-from-epoch", "2",
-                                "--output-dir", str(out)]) == 0
-    assert "mean of the weights of epochs 2-2/2" in capsys.readouterr().out  # the per-run log line
-    summary = (out / "summary.md").read_text()
-    assert summary.count("| mean of the weights of epochs 2-2/2 |") == 2 and "| best epoch" not in summary
-    assert "model = mean of the weights of epochs 2..last" in summary
-    plain = tmp_path / "plain"
-    assert main(SMALL + ["--epochs", "2", "--seeds", "0,1", "--output-dir", str(plain)]) == 0
-    plain_summary = (plain / "summary.md").read_text()
-    assert plain_summary.count("| best epoch ") == 2 and "model = best validation UA" in plain_summary
-
-
 def test_the_export_report_names_an_averaged_model():
     from export.report import _training_summary
 
