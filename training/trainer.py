@@ -314,6 +314,17 @@ def prebuild_for_multi_worker(model, segment_set, strategy, num_classes: Optiona
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
 
+def restore_backup(backup, model) -> int:
+    """Restores a `BackupAndRestore` backup into `model` now; returns the epoch training resumes at (0: none).
+
+    `fit` restores it again when it starts (the same files, so the same state); restoring first
+    tells the data pipeline which epoch comes next.
+    """
+    backup.set_model(model)
+    backup.on_train_begin()
+    return int(getattr(model, "_initial_epoch", None) or 0)  # where Keras' own fit loop starts
+
+
 def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_dir: Path, distribution,
               log: Callable[[str], None] = print, work_dir: Optional[Path] = None) -> Dict[str, Any]:
     """Trains and evaluates one fold × seed; returns the metrics dict written to `metrics.json`.
@@ -325,7 +336,7 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
     import keras
     import tensorflow as tf
 
-    from sercal_keras.data import fit_normalization, make_dataset
+    from sercal_keras.data import batches_per_epoch, fit_normalization, make_dataset
     from sercal_keras.model_card import ModelCard, library_versions
     from training.callbacks import EpochScalars, ValidationUA, lr_scheduler, make_predict_fn
 
@@ -374,9 +385,16 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
     if drop_remainder and len(train_set) < global_batch:
         raise ConfigError(f"--batch-size: the global batch ({global_batch}) exceeds the {len(train_set)} "
                           "training segments of this fold")
+    # A resumed run restores weights, optimizer and epoch first: its data then starts at that
+    # epoch, the order and augmentation of which depend on (seed, epoch) only, so the resumed
+    # run trains exactly as an uninterrupted one.
+    backup = keras.callbacks.BackupAndRestore(str(checkpoints / "backup"), double_checkpoint=True)
+    with distribution.strategy.scope():  # the optimizer's variables may be built here
+        first_epoch = restore_backup(backup, model)
     dataset = make_dataset(train_set, global_batch, shuffle=True, seed=seed, drop_remainder=drop_remainder,
                            num_classes=len(labels) if config.soft_labels else None,
-                           augment=training_augmentation(config, mean))
+                           augment=training_augmentation(config, mean), epochs=config.epochs,
+                           first_epoch=min(first_epoch, config.epochs))
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     dataset = dataset.with_options(options)
@@ -394,7 +412,7 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
                            history_path=work_dir / "history.csv", epoch_weights_dir=epoch_weights_dir)
     callbacks = [
         monitor,
-        keras.callbacks.BackupAndRestore(str(checkpoints / "backup"), double_checkpoint=True),
+        backup,
         lr_scheduler(config),
         keras.callbacks.TerminateOnNaN(),
         EpochScalars(work_dir / "logs"),
@@ -406,8 +424,9 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
         done = len(monitor.state["history"])
         if done:
             log(f"  resuming after epoch {done} of {config.epochs}")
-        model.fit(dataset, epochs=config.epochs, verbose=fit_verbose, callbacks=callbacks, shuffle=False,
-                  class_weight=class_weight)
+        model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch, verbose=fit_verbose, callbacks=callbacks,
+                  shuffle=False, class_weight=class_weight,
+                  steps_per_epoch=batches_per_epoch(len(train_set), global_batch, drop_remainder))
     state = ValidationUA.load_state(checkpoints)
     history = state["history"]
     if not state.get("finished"):

@@ -6,7 +6,7 @@ from sercal_keras.data.features import SegmentSet, extract_segments, fit_normali
 from sercal_keras.data.folder import load_csv, load_folder
 from sercal_keras.data.iemocap import load_iemocap
 from sercal_keras.data.labels import LABEL_MAPS
-from sercal_keras.data.pipeline import make_dataset
+from sercal_keras.data.pipeline import batches_per_epoch, make_dataset
 from sercal_keras.data.ravdess import load_ravdess
 from sercal_keras.data.registry import CORPORA, load_corpus
 from sercal_keras.data.speaker_normalization import standardize_by_speaker
@@ -30,6 +30,7 @@ __all__ = [
     "load_iemocap",
     "load_ravdess",
     "load_synthetic",
+    "batches_per_epoch",
     "make_dataset",
     "make_folds",
     "standardize_by_speaker",

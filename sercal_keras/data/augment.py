@@ -1,9 +1,9 @@
 """Training-time batch augmentation of cached MFCC segments: SpecAugment masks and mixup.
 
 Both work on whole batches, vectorised, with stateless random ops driven by a
-per-batch seed (`make_dataset` draws it from `tf.data.Dataset.random`, so the
-draws differ from epoch to epoch but are the same from run to run). Neither
-is ever applied to validation or test data.
+per-batch seed (`make_dataset` derives it from the run's seed, the epoch and the
+batch, so the draws differ from epoch to epoch but are the same from run to run,
+resumed or not). Neither is ever applied to validation or test data.
 """
 
 from __future__ import annotations

@@ -73,9 +73,14 @@ def test_mixup_mixes_features_and_labels_with_the_same_weights():
 def test_dataset_augments_per_batch_reproducibly_and_differently_each_epoch():
     segments = _segments()
     aug = BatchAugmentation(time_masks=2, time_width=12, freq_masks=2, freq_width=4, fill_value=0.0, mixup_alpha=0.2)
-    ds = make_dataset(segments, 16, shuffle=True, seed=0, num_classes=4, augment=aug)
-    epoch_1, epoch_2 = list(ds), list(ds)
+    both = list(make_dataset(segments, 16, shuffle=True, seed=0, num_classes=4, augment=aug, epochs=2))
+    epoch_1, epoch_2 = both[:3], both[3:]
     again = list(make_dataset(segments, 16, shuffle=True, seed=0, num_classes=4, augment=aug))
+    resumed = list(make_dataset(segments, 16, shuffle=True, seed=0, num_classes=4, augment=aug, epochs=2,
+                                first_epoch=1))
+    for got, want in zip(resumed, epoch_2, strict=True):  # a resumed run sees what an uninterrupted one sees
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
     assert [b[0].shape for b in epoch_1] == [(16, 26, 63), (16, 26, 63), (8, 26, 63)]
     assert epoch_1[0][1].shape == (16, 4) and epoch_1[0][1].dtype == tf.float32
     np.testing.assert_allclose(epoch_1[0][0], again[0][0])

@@ -13,7 +13,7 @@ from sercal_keras.audio.frontend import FeatureConfig
 from sercal_keras.data import features as features_module
 from sercal_keras.data.corpus import Corpus, Utterance
 from sercal_keras.data.features import SegmentSet, extract_segments, fit_normalization
-from sercal_keras.data.pipeline import make_dataset
+from sercal_keras.data.pipeline import batches_per_epoch, make_dataset
 from sercal_keras.errors import ConfigError
 from tests.audio.audio_test_utils import speech_like
 
@@ -246,8 +246,18 @@ def test_make_dataset_shuffle_is_deterministic_with_a_seed():
     c = _order(make_dataset(_toy_set(), 16, shuffle=True, seed=2))
     assert a == b and a != c
     assert sorted(a) == list(range(70)) and a != list(range(70))
-    ds = make_dataset(_toy_set(), 16, shuffle=True, seed=1)
-    assert _order(ds) != _order(ds)  # a new order every epoch
+    two = _order(make_dataset(_toy_set(), 16, shuffle=True, seed=1, epochs=2))
+    assert two[:70] == a and two[70:] != a and sorted(two[70:]) == list(range(70))  # a new order every epoch
+    assert _order(make_dataset(_toy_set(), 16, shuffle=True, seed=1, epochs=2, first_epoch=1)) == two[70:]  # resumed
+
+
+def test_make_dataset_holds_the_epochs_asked_for():
+    ds = make_dataset(_toy_set(), 32, epochs=3, first_epoch=1)
+    assert [len(y) for _, y in ds] == [32, 32, 6] * 2
+    assert batches_per_epoch(70, 32) == 3 and batches_per_epoch(70, 32, drop_remainder=True) == 2
+    assert len(list(make_dataset(_toy_set(), 32, shuffle=True, epochs=2, first_epoch=2))) == 0  # nothing left
+    with pytest.raises(ConfigError, match="first_epoch"):
+        make_dataset(_toy_set(), 32, epochs=2, first_epoch=3)
 
 
 def test_make_dataset_feeds_a_keras_model():
