@@ -80,7 +80,12 @@ def test_main_scores_the_late_epoch_where_the_rules_differ(run, tmp_path):
 
 
 def test_main_refuses_epoch_files_that_are_not_what_training_selected(run, tmp_path):
-    staged, _ = _staged(run, tmp_path, [0.3, 0.7, 0.7], 2, {1: "noise", 2: "noise", 3: "noise"})
+    # epoch 2's file holds weights whose test UA is not the one recorded for the selected epoch 2
+    # (noise would not do: a tiny run at chance level scores what noise scores)
+    staged, recorded = _staged(run, tmp_path, [0.3, 0.7, 0.7], 2, {1: "noise", 2: "model", 3: "noise"})
+    metrics = json.loads((staged / "metrics.json").read_text())
+    metrics["utterance"]["ua"] = recorded + 0.25 if recorded < 0.5 else recorded - 0.25
+    (staged / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(SystemExit, match="not the ones training selected"):
         main([str(staged), "--name", str(tmp_path / "x")])
 
