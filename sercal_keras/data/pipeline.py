@@ -95,7 +95,7 @@ def make_dataset(
                 dtype=tf.int64)
             return augment(*batch_features_labels, batch_seed)
 
-        return batches.enumerate().map(augmented)
+        return batches.enumerate().map(augmented, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
     return ds.prefetch(tf.data.AUTOTUNE)
