@@ -3,7 +3,9 @@
 For every variant it runs the cross-validation of `python -m training.fit`
 (`training.cross_validation.run_cross_validation`) over all folds and the
 given seeds, in `runs/benchmarks/<name>/<variant>/` (resumable: a finished
-fold/seed is read back, not retrained, so a long grid can span sittings), then
+fold/seed is read back, not retrained, so a long grid can span sittings; several
+processes can grow one grid, each with its own `--folds`/`--seeds`, and every
+run gets its own `<fold>_seed<k>/` even when a process trains a single one), then
 writes `benchmarks/results/<name>.json` and `.md`: WA / UA / macro-F1 mean ±
 std per variant, per-fold and per-seed tables, and the paired difference of
 each variant against `mhsa` over the same folds and seeds with a 95 % t
@@ -98,7 +100,8 @@ def run_grid(args) -> Dict[str, Any]:
     for variant in args.variants:
         config = _train_config(args, variant)
         print(f"[accuracy] {args.name}: {variant} (seeds {args.seeds})", flush=True)
-        summary = run_cross_validation(config, command=["python", "-m", "benchmarks.accuracy", *sys.argv[1:]])
+        summary = run_cross_validation(config, command=["python", "-m", "benchmarks.accuracy", *sys.argv[1:]],
+                                       grid=True)
         per_variant[variant] = summary
         new_runs[variant] = sum(
             1 for r in summary["runs"] if (Path(r["run_dir"]) / "metrics.json").stat().st_mtime >= started

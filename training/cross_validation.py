@@ -64,13 +64,16 @@ def _format_seconds(seconds: float) -> str:
 
 
 def run_cross_validation(config, command: Optional[Sequence[str]] = None,
-                         log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+                         log: Optional[Callable[[str], None]] = None, grid: bool = False) -> Dict[str, Any]:
     """Trains every requested fold × seed of `config` and returns the summary dict.
 
     Args:
         config: a validated `TrainConfig`.
         command: the command line to record in the summary (default: sys.argv).
         log: progress printer (default: print to stdout unless `config.verbosity == 0`).
+        grid: the output directory is a grid that grows run by run, perhaps from
+            several processes with one fold × seed each (`benchmarks.accuracy`):
+            every run goes to its `<fold>_seed<k>/`, even the first single one.
 
     Returns:
         The summary (also written as `summary.json` and `summary.md` in the output
@@ -103,7 +106,7 @@ def run_cross_validation(config, command: Optional[Sequence[str]] = None,
     chosen = select_folds(config, data.folds)  # every check before the output dir is touched
     if config.model_options:  # a dry build: a bad --model-option fails here, not after the run dir is written
         build_and_compile(config, len(data.labels), None, None, data.feature_config.feature_shape, compile_model=False)
-    flat = layout_is_flat(config, output_dir)
+    flat = not grid and layout_is_flat(config, output_dir)
     if chief:
         prepare_output_dir(config, output_dir, named, delete=True)
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -111,6 +114,9 @@ def run_cross_validation(config, command: Optional[Sequence[str]] = None,
             # A single fold × seed inside a cross-validation directory keeps the directory's
             # config: written here, it would make the next single-fold call train flat at the top.
             write_json(output_dir / CONFIG_NAME, config.to_dict())
+        elif grid and not (output_dir / CONFIG_NAME).is_file():
+            # a grid begun with one run: its config names every fold, so no later call lays it out flat
+            write_json(output_dir / CONFIG_NAME, dataclasses.replace(config, folds=["all"]).to_dict())
     log(f"{describe(config)}; {distribution.describe()}, global batch "
         f"{distribution.global_batch(config.batch_size)}; output {output_dir}")
     data.extract(log=quiet_log)

@@ -290,7 +290,8 @@ def test_grid_records_the_provenance_taken_when_it_started(tmp_path, monkeypatch
                "protocol": "speaker-folds", "speaker_independent": True, "labels": ["a", "b"]}
     head = {"commit": "start00"}
 
-    def train_while_someone_commits(config, command=None):
+    def train_while_someone_commits(config, command=None, grid=False):
+        assert grid  # a grid is always laid out run by run, even when one process trains one run
         head["commit"] = "later00"
         return summary
 

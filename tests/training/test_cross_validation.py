@@ -118,6 +118,17 @@ def test_single_runs_added_to_a_cross_validation_directory_go_to_their_sub_direc
     assert read_json(out / "config.json") == directory_config
 
 
+def test_a_grid_begun_with_a_single_run_is_laid_out_run_by_run(cache_dir, tmp_path):
+    """`--folds X --seeds k` as the first call of a grid (one process per run) does not train flat."""
+    from training.run_dir import layout_is_flat
+
+    out = tmp_path / "grid"
+    run_cross_validation(small_config(out, folds=["speakers-s02"]), grid=True)
+    assert (out / "speakers-s02_seed0" / "metrics.json").is_file() and not (out / "metrics.json").exists()
+    assert read_json(out / "config.json")["folds"] == ["all"]
+    assert not layout_is_flat(small_config(out, folds=["0"]), out)  # the next process' run: its own folder too
+
+
 def test_a_run_finished_meanwhile_by_another_process_is_not_trained_again(cache_dir, tmp_path, monkeypatch):
     """Which runs are finished is checked again before each one, not only when the grid starts."""
     import shutil
