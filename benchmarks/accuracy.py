@@ -188,12 +188,20 @@ def _pooled(groups: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
 
 
 def _with_defaults(value: Any, key: str) -> Any:
-    """A recipe with the options it predates filled in with their paper-preset values (off)."""
+    """A recipe with the options it predates filled in with their paper-preset values (off).
+
+    The corpus folder counts by its name only: `../shared/data/ravdess16k` seen from one
+    checkout and `/abs/path/shared/data/ravdess16k` from a worktree hold the same data,
+    while `ravdess16k` and `ravdess_original_sample` do not.
+    """
     if key != "config" or not isinstance(value, dict):
         return value
     from training.config import with_predated_fields
 
-    return with_predated_fields(value)
+    recipe = with_predated_fields(value)
+    if recipe.get("data_dir"):
+        recipe["data_dir"] = Path(recipe["data_dir"]).name
+    return recipe
 
 
 def merge_with_previous(payload: Dict[str, Any], previous: Dict[str, Any], source: str) -> Dict[str, Any]:

@@ -140,6 +140,17 @@ def test_merge_refuses_a_grid_with_another_recipe():
         accuracy.merge_with_previous(_payload({"ca": {("f1", 0): 0.7}}, config={"epochs": 3}), earlier, "x.json")
 
 
+def test_merge_compares_the_corpus_folder_by_name_not_by_spelling():
+    from sercal_keras.errors import ConfigError
+
+    earlier = _payload({"mhsa": {("f1", 0): 0.5}}, config={"data_dir": "../shared/data/ravdess16k"})
+    elsewhere = _payload({"fa_ca": {("f1", 0): 0.6}}, config={"data_dir": "/work/main/../shared/data/ravdess16k/"})
+    assert set(accuracy.merge_with_previous(elsewhere, earlier, "x.json")["variants"]) == {"mhsa", "fa_ca"}
+    other_copy = _payload({"fa_ca": {("f1", 0): 0.6}}, config={"data_dir": "../shared/data/ravdess_original_sample"})
+    with pytest.raises(ConfigError, match="another config"):
+        accuracy.merge_with_previous(other_copy, earlier, "x.json")
+
+
 def test_render_only_rewrites_markdown_and_figure_without_training(tmp_path):
     (tmp_path / "toy_speaker-folds.json").write_text(json.dumps(
         _payload({"mhsa": {("f1", 0): 0.5, ("f2", 0): 0.6}, "fa_ca": {("f1", 0): 0.55, ("f2", 0): 0.7}})))
