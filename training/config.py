@@ -114,6 +114,14 @@ class TrainConfig:
             the first lr drop of the default schedule; a window that would
             open after the last epoch keeps the last epoch alone. 0 = off:
             the best validation epoch (the last one without validation).
+        teachers: finished runs (or folders of runs) of the same corpus,
+            protocol and features whose class probabilities the run is also
+            trained on (knowledge distillation, `training.distillation`): each
+            fold uses the teachers tested on that fold. [] = off.
+        distillation_weight: share of the teachers' softened probabilities in
+            the training targets, in (0, 1] (the rest is the one-hot label).
+        distillation_temperature: temperature T > 0 of the teachers'
+            probabilities (`softmax(log p / T)`); > 1 flattens them.
         keep_epoch_weights: also write every epoch's weights (as validation saw
             them) to `epoch_weights/epochNN.weights.h5` in the run directory,
             ~1 MB each, for offline studies of model-selection rules
@@ -158,6 +166,9 @@ class TrainConfig:
     model_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
     output_dir: Optional[str] = None
     average_from_epoch: int = 11
+    teachers: List[str] = dataclasses.field(default_factory=list)
+    distillation_weight: float = 0.5
+    distillation_temperature: float = 2.0
     keep_epoch_weights: bool = False
     overwrite: bool = False
     cache_dir: Optional[str] = None
@@ -214,8 +225,8 @@ class TrainConfig:
 
     @property
     def soft_labels(self) -> bool:
-        """Whether training uses one-hot/soft labels (mixup or label smoothing)."""
-        return self.mixup_alpha > 0 or self.label_smoothing > 0
+        """Whether training uses one-hot/soft labels (mixup, label smoothing or distillation)."""
+        return self.mixup_alpha > 0 or self.label_smoothing > 0 or bool(self.teachers)
 
     def validate(self) -> "TrainConfig":
         """Checks every value; raises `ConfigError` naming the flag at fault."""
@@ -301,6 +312,12 @@ class TrainConfig:
         if self.average_from_epoch < 0:
             fail("average_from_epoch", f"must be >= 0 (0 = off: keep the best validation epoch, or the last). "
                  f"Received: {self.average_from_epoch}")
+        if not 0 < self.distillation_weight <= 1:
+            fail("distillation_weight", f"must lie in (0, 1] (the teachers' share of the targets). "
+                 f"Received: {self.distillation_weight}")
+        if not self.distillation_temperature > 0:
+            fail("distillation_temperature", f"must be > 0 (1 = the teachers' probabilities as they are). "
+                 f"Received: {self.distillation_temperature}")
         if self.patience < 0:
             fail("patience", f"must be >= 0 (0 = no early stopping). Received: {self.patience}")
         if self.patience and not self.validation_fraction:
@@ -362,6 +379,7 @@ FLAGS = {
     "features": "features (config file, or --train-hop-seconds)",
     "corpus_options": "--corpus-option",
     "model_options": "--model-option",
+    "teachers": "--teacher",
 }
 #: `build_model` keyword arguments a config may set through `model_options`.
 MODEL_OPTIONS = ("num_heads", "head_dim", "attention_dropout", "focus_form", "focus_source",
@@ -400,7 +418,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             raise bad("an integer")
         return int(number)
     if key in ("learning_rate", "weight_decay", "lr_step_factor", "ema_momentum", "dropout", "validation_fraction",
-               "mixup_alpha", "label_smoothing"):
+               "mixup_alpha", "label_smoothing", "distillation_weight", "distillation_temperature"):
         if isinstance(value, bool):
             raise bad("a number")
         try:
@@ -420,6 +438,12 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             return [float(s) for s in _split_list(value)]
         except ValueError:
             raise bad("a list of numbers (e.g. 0.9,1.1)") from None
+    if key == "teachers":
+        if value is None:
+            return []
+        if isinstance(value, (list, tuple)):  # a config file's list: one path per item, spaces allowed
+            return [str(v) for v in value]
+        return [part.strip() for part in str(value).split(",") if part.strip()]
     if key == "seeds":
         items = _split_list(value)
         try:
@@ -596,6 +620,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="training seed(s), comma-separated; each fold runs once per seed (default: 0)")
     model.add_argument("--mixed-precision", action="store_true",
                        help="mixed_float16 training (for GPUs; slower on CPU)")
+
+    model.add_argument("--teacher", metavar="RUNS", action="append", dest="teachers",
+                       help="distil: also train on the class probabilities of these finished runs (a run or a "
+                       "folder of runs, repeatable; each fold uses the runs tested on it) (default: none)")
+    model.add_argument("--distillation-weight", metavar="W",
+                       help=f"the teachers' share of the training targets (default: {d.distillation_weight:g})")
+    model.add_argument("--distillation-temperature", metavar="T",
+                       help=f"temperature of the teachers' probabilities (default: {d.distillation_temperature:g})")
 
     out = p.add_argument_group("output")
     out.add_argument("--output-dir", metavar="DIR",

@@ -104,6 +104,13 @@ def run_cross_validation(config, command: Optional[Sequence[str]] = None,
     prepare_output_dir(config, output_dir, named, delete=False)
     data = load_data(config, log=quiet_log)
     chosen = select_folds(config, data.folds)  # every check before the output dir is touched
+    if config.teachers:  # every fold has its teachers before anything is written (training.distillation)
+        from training.distillation import teacher_runs, teachers_for_fold
+
+        runs = teacher_runs(config.teachers)
+        for _, fold in chosen:
+            teachers_for_fold(runs, data.corpus.name, config.protocol_name, fold.name, fold.test_speakers,
+                              data.labels, data.feature_config.to_dict(), config.feature_normalization)
     if config.model_options:  # a dry build: a bad --model-option fails here, not after the run dir is written
         build_and_compile(config, len(data.labels), None, None, data.feature_config.feature_shape, compile_model=False)
     flat = not grid and layout_is_flat(config, output_dir)

@@ -24,6 +24,7 @@ from sercal_keras.errors import ConfigError, SercalError
 from sercal_keras.io_utils import atomic_path, write_json, write_text
 from sercal_keras.reporting import plot_confusion
 from training import plots
+from training.distillation import distillation_targets
 from training.run_dir import (CHECKPOINT_DIR, CONFIG_NAME, EPOCH_WEIGHTS_DIR, METRICS_NAME, MODEL_NAME,
                               epoch_weights_name)
 from training.weight_averaging import describe_saved_model, describe_window, load_averaged_weights
@@ -391,10 +392,12 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
     backup = keras.callbacks.BackupAndRestore(str(checkpoints / "backup"), double_checkpoint=True)
     with distribution.strategy.scope():  # the optimizer's variables may be built here
         first_epoch = restore_backup(backup, model)
+    # distillation: the teachers' softened probabilities mixed into the targets (None without teachers)
+    targets, teachers = distillation_targets(config, corpus.name, fold, labels, fc.to_dict(), train_set, log=log)
     dataset = make_dataset(train_set, global_batch, shuffle=True, seed=seed, drop_remainder=drop_remainder,
                            num_classes=len(labels) if config.soft_labels else None,
                            augment=training_augmentation(config, mean), epochs=config.epochs,
-                           first_epoch=min(first_epoch, config.epochs))
+                           first_epoch=min(first_epoch, config.epochs), targets=targets)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     dataset = dataset.with_options(options)
@@ -490,6 +493,8 @@ def train_run(config, data: CorpusData, fold_index: int, fold, seed: int, run_di
         # training throughput: segments / median training time of an epoch (validation excluded)
         "segments_per_second": round(len(train_set) / np.median(epoch_seconds), 1) if epoch_seconds else None,
     }
+    if teachers:
+        info["teachers"] = [str(run) for run in teachers]
     metrics_doc = {**info, "utterance": result["utterance"], "segment": result["segment"]}
 
     # ---- artifacts (metrics.json last: its presence marks the run finished)

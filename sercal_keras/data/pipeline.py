@@ -6,6 +6,7 @@ import math
 import secrets
 from typing import Callable, Optional
 
+import numpy as np
 import tensorflow as tf
 
 from sercal_keras.data.features import SegmentSet
@@ -27,6 +28,7 @@ def make_dataset(
     augment: Optional[Callable] = None,
     epochs: int = 1,
     first_epoch: int = 0,
+    targets: Optional[np.ndarray] = None,
 ) -> tf.data.Dataset:
     """Batches of `(features, labels)` from cached segment features, epoch after epoch.
 
@@ -55,6 +57,8 @@ def make_dataset(
             `sercal_keras.data.augment.BatchAugmentation`).
         epochs: the epoch after the last one the dataset holds.
         first_epoch: the first epoch it holds (0-based; a resumed run's next epoch).
+        targets: optional soft targets `(N, num_classes)` used instead of the
+            one-hot labels (distillation, `training.distillation`); needs `num_classes`.
 
     Returns:
         A `tf.data.Dataset` of `(float32 (B, n_mfcc, frames), int32 (B,))`
@@ -76,6 +80,11 @@ def make_dataset(
     labels = tf.convert_to_tensor(segment_set.labels, dtype=tf.int32)
     if num_classes is not None:
         labels = tf.one_hot(labels, int(num_classes), dtype=tf.float32)
+    if targets is not None:
+        if num_classes is None or np.shape(targets) != (len(segment_set), int(num_classes)):
+            raise ConfigError(f"make_dataset: targets must have shape (segments, num_classes) = "
+                              f"({len(segment_set)}, {num_classes}). Received: {np.shape(targets)}")
+        labels = tf.convert_to_tensor(targets, dtype=tf.float32)
     count = len(segment_set)
     steps = batches_per_epoch(count, batch_size, drop_remainder)
 

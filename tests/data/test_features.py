@@ -251,6 +251,16 @@ def test_make_dataset_shuffle_is_deterministic_with_a_seed():
     assert _order(make_dataset(_toy_set(), 16, shuffle=True, seed=1, epochs=2, first_epoch=1)) == two[70:]  # resumed
 
 
+def test_make_dataset_serves_soft_targets_with_their_segments():
+    targets = np.random.default_rng(1).dirichlet(np.ones(4), size=70).astype(np.float32)
+    for x, y in make_dataset(_toy_set(), 16, shuffle=True, seed=3, num_classes=4, targets=targets):
+        np.testing.assert_array_equal(y.numpy(), targets[x[:, 0, 0].numpy().astype(int)])  # each row with its segment
+    with pytest.raises(ConfigError, match="targets"):
+        make_dataset(_toy_set(), 16, targets=targets)  # soft targets need num_classes
+    with pytest.raises(ConfigError, match="targets"):
+        make_dataset(_toy_set(), 16, num_classes=4, targets=targets[:10])
+
+
 def test_make_dataset_holds_the_epochs_asked_for():
     ds = make_dataset(_toy_set(), 32, epochs=3, first_epoch=1)
     assert [len(y) for _, y in ds] == [32, 32, 6] * 2
