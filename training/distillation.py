@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -101,7 +100,7 @@ def teacher_runs(paths: Sequence[str]) -> List[Path]:
         if not folder.is_dir():
             raise ConfigError(f"--teacher {path}: not a directory; give a finished run of training.fit or a "
                               "folder of them")
-        found = list_runs(folder) or sorted(p.parent for p in folder.glob("**/metrics.json"))
+        found = list_runs(folder)
         if not found:
             raise ConfigError(f"--teacher {path}: no finished run there (no metrics.json); train the teachers "
                               "first")
@@ -122,10 +121,12 @@ def teachers_for_fold(runs: Sequence[Path], corpus: str, protocol: str, fold_nam
     Raises:
         ConfigError: no run qualifies; the message lists what the runs hold.
     """
+    from training.run_dir import METRICS_NAME, read_json
+
     chosen, seen = [], []
     for run in runs:
-        metrics = json.loads((run / "metrics.json").read_text())
-        card = json.loads((run / "model_card.json").read_text()) if (run / "model_card.json").is_file() else {}
+        metrics = read_json(run / METRICS_NAME)
+        card = read_json(run / "model_card.json") or {}
         extra = card.get("extra", {})
         seen.append(f"{run.name} ({metrics.get('corpus')} {metrics.get('protocol')} {metrics.get('fold')})")
         if (metrics.get("corpus"), metrics.get("protocol"), metrics.get("fold")) != (corpus, protocol, fold_name):
