@@ -1,7 +1,8 @@
 """Knowledge distillation: one model trained on the soft targets of a seed ensemble.
 
-Seed ensembles are the largest gain of the research log (+4 to +7 pp UA on
-EmoDB and RAVDESS, #19, #57), but they cost one model per member on a device.
+Seed ensembles are the largest gain of the research log (+3 to +7 pp UA over
+their members on EmoDB and RAVDESS, #19, #57, #59), but they cost one model per
+member on a device.
 Distillation (Hinton et al., 2015) trains a single student on the ensemble's
 class probabilities instead of, or beside, the one-hot labels. Here the
 teachers are finished runs of the *same fold* (they trained on the student's
