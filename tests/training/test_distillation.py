@@ -100,7 +100,6 @@ def test_a_student_trains_on_its_teachers_targets(trained_run, tmp_path, monkeyp
     expected = blend_targets(labels, [np.asarray(teacher.predict(train_set.features, verbose=0))],
                              len(student["labels"]), weight=0.6, temperature=2.0)
     np.testing.assert_allclose(targets, expected, atol=1e-5)
-    assert (targets[np.arange(len(labels)), labels] >= 0.4 - 1e-6).all()
 
 
 def test_a_teacher_of_another_fold_is_refused_before_anything_is_written(trained_run, tmp_path, capsys):
