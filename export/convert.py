@@ -44,19 +44,43 @@ OUTPUT_LAYER = "probabilities"
 #: Names for groups of edge-graph layers in `keep_float`. A layer kept float alone often
 #: changes nothing: the QUANTIZE after it takes the consumer's fixed scale (e.g. 1/256 after
 #: a softmax). "attention" keeps the whole score path float (logits + focus bias, softmax,
-#: probabilities × values), which XNNPACK then runs inside one partition.
+#: probabilities × values), which XNNPACK then runs inside one partition. A group names every
+#: layer its path may have; those a graph lacks are skipped (`focus_add` exists only with FA).
 KEEP_FLOAT_GROUPS = {
     "attention": ("attention_logits", "focus_add", "attention_softmax", "attention_values"),
 }
 
 
-def expand_keep_float(names: Sequence[str]) -> List[str]:
-    """`keep_float` names with the groups of `KEEP_FLOAT_GROUPS` expanded, duplicates removed."""
+def expand_keep_float(names: Sequence[str], present: Optional[Iterable[str]] = None) -> List[str]:
+    """`keep_float` names with the groups of `KEEP_FLOAT_GROUPS` expanded, duplicates removed.
+
+    Args:
+        names: layer or group names; an item may hold several, comma-separated.
+        present: the graph's layer names. A group's layers missing from it are
+            skipped (an `mhsa` model has no `focus_add`); a plain layer name is
+            kept either way, so a typo still fails in the conversion.
+
+    Returns:
+        The layer names, in order.
+
+    Raises:
+        ConfigError: a group none of whose layers is in `present`.
+
+    Example:
+    >>> expand_keep_float(["attention"], present=["attention_logits", "attention_softmax"])
+    ['attention_logits', 'attention_softmax']
+    """
+    known = None if present is None else set(present)
     result: List[str] = []
     for name in names:
         for item in str(name).split(","):
             item = item.strip()
-            for layer in KEEP_FLOAT_GROUPS.get(item, (item,)):
+            group = KEEP_FLOAT_GROUPS.get(item)
+            layers = [item] if group is None else [layer for layer in group if known is None or layer in known]
+            if group is not None and not layers:
+                raise ConfigError(f"--keep-float: the graph has none of group {item!r}'s layers "
+                                  f"({', '.join(group)}); name its layers one by one instead")
+            for layer in layers:
                 if layer and layer not in result:
                     result.append(layer)
     return result
@@ -274,7 +298,7 @@ def convert(edge, mode: str, representative: Optional[np.ndarray] = None,
         edge.set_quantizer_mode("fixed")
     converter = make_converter(edge.model, mode, representative)
     float_layers: List[str] = []
-    keep_float = expand_keep_float(keep_float) if integer else []
+    keep_float = expand_keep_float(keep_float, present=_layer_names(edge.model)) if integer else []
     if integer and (edge.input_kind == "waveform" or keep_float):
         float_layers = list(FRONTEND_LAYERS if edge.input_kind == "waveform" else ()) + list(keep_float)
         content = _run_converter(

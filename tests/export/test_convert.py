@@ -118,6 +118,31 @@ def test_keep_float_attention_is_one_partition(trained_model, data):
     assert checks.compare(reference, runner.predict(inputs))["agreement"] >= 0.9
 
 
+def test_keep_float_group_skips_layers_the_graph_lacks():
+    group = convert.KEEP_FLOAT_GROUPS["attention"]
+    present = [layer for layer in group if layer != "focus_add"] + ["classifier"]
+    assert convert.expand_keep_float(["attention", "classifier"], present=present) == present
+    assert convert.expand_keep_float(["no_such_layer"], present=present) == ["no_such_layer"]  # fails later, named
+    with pytest.raises(ConfigError, match="none of group 'attention'"):
+        convert.expand_keep_float(["attention"], present=["classifier"])
+
+
+def test_keep_float_attention_on_a_model_without_focus_attention(data):
+    """`mhsa` has no `focus_add`: the group keeps the rest of the score path float."""
+    from sercal_keras.models import build_model
+    from tests.export.conftest import NUM_CLASSES
+
+    keras.utils.set_random_seed(0)
+    model = build_model("mhsa", num_classes=NUM_CLASSES, num_heads=2, head_dim=8)
+    result = convert.convert(edge_model.mfcc_edge_model(model), "int8", data[0], keep_float=["attention"])
+    assert result.float_layers == [layer for layer in convert.KEEP_FLOAT_GROUPS["attention"] if layer != "focus_add"]
+    interpreter = LiteRTModel(result.content).interpreter
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    float_ops = {op["op_name"] for op in interpreter._get_ops_details()
+                 if op["op_name"] != "DELEGATE" and tensors[int(op["outputs"][0])]["dtype"] == np.float32}
+    assert {"SOFTMAX", "BATCH_MATMUL"} <= float_ops
+
+
 def test_unknown_keep_float_layer_is_a_config_error(trained_model, data):
     graph = edge_model.mfcc_edge_model(trained_model)
     with pytest.raises(ConfigError, match="no layer"):
