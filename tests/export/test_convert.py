@@ -103,6 +103,13 @@ def test_float32_is_one_xnnpack_partition(converted):
     assert partitions["partitions"] == 1 and partitions["undelegated"] == []
 
 
+def _float_ops(runner: LiteRTModel) -> set:
+    """Names of the ops of a `.tflite` whose output is float32 (outside the XNNPACK delegate)."""
+    tensors = {t["index"]: t for t in runner.interpreter.get_tensor_details()}
+    return {op["op_name"] for op in runner.interpreter._get_ops_details()
+            if op["op_name"] != "DELEGATE" and tensors[int(op["outputs"][0])]["dtype"] == np.float32}
+
+
 def test_keep_float_attention_is_one_partition(trained_model, data):
     representative, inputs, reference = data
     graph = edge_model.mfcc_edge_model(trained_model)
@@ -110,10 +117,7 @@ def test_keep_float_attention_is_one_partition(trained_model, data):
     assert result.float_layers == list(convert.KEEP_FLOAT_GROUPS["attention"])
     runner = LiteRTModel(result.content)
     assert runner.input["dtype"] == np.int8
-    tensors = {t["index"]: t for t in runner.interpreter.get_tensor_details()}
-    float_ops = {op["op_name"] for op in runner.interpreter._get_ops_details()
-                 if op["op_name"] != "DELEGATE" and tensors[int(op["outputs"][0])]["dtype"] == np.float32}
-    assert {"SOFTMAX", "BATCH_MATMUL"} <= float_ops
+    assert {"SOFTMAX", "BATCH_MATMUL"} <= _float_ops(runner)
     assert xnnpack_partitions(result.content)["partitions"] == 1
     assert checks.compare(reference, runner.predict(inputs))["agreement"] >= 0.9
 
@@ -136,11 +140,7 @@ def test_keep_float_attention_on_a_model_without_focus_attention(data):
     model = build_model("mhsa", num_classes=NUM_CLASSES, num_heads=2, head_dim=8)
     result = convert.convert(edge_model.mfcc_edge_model(model), "int8", data[0], keep_float=["attention"])
     assert result.float_layers == [layer for layer in convert.KEEP_FLOAT_GROUPS["attention"] if layer != "focus_add"]
-    interpreter = LiteRTModel(result.content).interpreter
-    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    float_ops = {op["op_name"] for op in interpreter._get_ops_details()
-                 if op["op_name"] != "DELEGATE" and tensors[int(op["outputs"][0])]["dtype"] == np.float32}
-    assert {"SOFTMAX", "BATCH_MATMUL"} <= float_ops
+    assert {"SOFTMAX", "BATCH_MATMUL"} <= _float_ops(LiteRTModel(result.content))
 
 
 def test_unknown_keep_float_layer_is_a_config_error(trained_model, data):
