@@ -371,15 +371,17 @@ def build_card(source: Source, exported_input: str, mode: str, conversion, verif
 
     fc = source.feature_config
     card = source.card
+    features = "MFCC" if fc.representation == "mfcc" else "log-mel bands"
     input_description = {
-        "mfcc": ("standardised MFCC (1, n_mfcc, frames): librosa-style MFCC of a segment, minus feature_mean, "
-                 "divided by feature_std (per coefficient), i.e. the output of the model's "
-                 "mfcc_standardization layer"
-                 + ("; per-speaker model: the MFCC is first standardised by the speaker's own per-coefficient "
+        # Input kind "mfcc" is the feature input whatever the representation (the name predates log-mel).
+        "mfcc": (f"standardised features (1, {fc.feature_rows}, {fc.num_frames}), {fc.feature_name}: "
+                 f"librosa-style {features} of a segment, minus feature_mean, divided by feature_std (per row), "
+                 "i.e. the output of the model's mfcc_standardization layer"
+                 + (f"; per-speaker model: the {features} are first standardised by the speaker's own per-row "
                     "mean and std (extra.training.feature_normalization = speaker)"
                     if source.speaker_normalization else "")),
         "waveform": (f"float32 waveform (1, {fc.segment_samples}): {fc.segment_seconds} s mono at "
-                     f"{fc.sample_rate} Hz in [-1, 1]; MFCC and standardisation run inside the model"),
+                     f"{fc.sample_rate} Hz in [-1, 1]; {features} and standardisation run inside the model"),
     }[exported_input]
     extra = {
         "input_kind": exported_input,
@@ -581,8 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="float32, float16, dynamic, int8 (full integer), qat (QAT fine-tuning, then "
                              "int8), or all (= float32 float16 dynamic int8); several allowed")
     parser.add_argument("--input", default="mfcc", choices=["mfcc", "waveform", "both"],
-                        help="mfcc: standardised MFCC (1, 26, 63) in; waveform: 2 s of 16 kHz audio "
-                             "(1, 32000) in, MFCC in the graph")
+                        help="mfcc: the model's standardised features in (MFCC (1, 26, 63) by default; "
+                             "(1, n_mels, 63) for a log-mel model); waveform: 2 s of 16 kHz audio "
+                             "(1, 32000) in, features in the graph")
     parser.add_argument("--output-dir", default=None, help="where to write (default: <run dir>/tflite)")
     parser.add_argument("--representative-size", type=int, default=200,
                         help="calibration segments drawn from the run's training utterances")

@@ -1,0 +1,87 @@
+"""A log-mel model (`FeatureConfig(representation="log_mel")`) on the device path.
+
+The edge runtime reads the representation from the sidecar's feature config and
+computes the same log-mel bands as the library (one front-end file); the
+waveform file computes them in the graph. Both must give Keras' probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.edge_demo.conftest import run_edge  # noqa: F401  (fixtures via conftest)
+
+N_MELS = 40  # not the MFCC default's 26 rows, nor FeatureConfig's default n_mels (128)
+
+
+@pytest.fixture(scope="module")
+def log_mel_export(edge_models, tmp_path_factory):
+    """A small log-mel mhsa model trained on the edge WAVs, exported as float32 feature and waveform files."""
+    import keras
+
+    from export.representative import SegmentData
+    from export.tflite import ExportInputs, export_models, load_source, write_exports
+    from sercal_keras.audio import load_audio
+    from sercal_keras.audio.frontend import FeatureConfig, mfcc, segment_waveform
+    from sercal_keras.inference import EmotionRecognizer
+    from sercal_keras.model_card import ModelCard, card_path_for
+    from sercal_keras.models import build_model
+
+    config = FeatureConfig(representation="log_mel", n_mels=N_MELS)
+    waves, labels = [], []
+    for wav in edge_models.wavs:
+        segments = segment_waveform(load_audio(wav, config.sample_rate), config.segment_samples,
+                                    config.hop_samples(training=False))
+        waves.append(segments)
+        labels += [edge_models.labels.index(wav.name.split("_")[0])] * len(segments)
+    waves = np.concatenate(waves).astype(np.float32)
+    features = mfcc(waves, config)
+    assert features.shape[1:] == (N_MELS, config.num_frames)
+    mean, variance = features.mean(axis=(0, 2)), features.var(axis=(0, 2))
+
+    keras.utils.set_random_seed(0)
+    model = build_model("mhsa", num_classes=len(edge_models.labels), input_shape=config.feature_shape,
+                        num_heads=2, head_dim=8, feature_mean=mean, feature_variance=variance)
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+    model.fit(features, np.asarray(labels), epochs=4, batch_size=16, verbose=0)
+    out = tmp_path_factory.mktemp("log_mel")
+    keras_path = out / "model.keras"
+    model.save(keras_path)
+    ModelCard(labels=edge_models.labels, feature_config=config.to_dict(), feature_mean=mean.tolist(),
+              feature_std=np.sqrt(variance).tolist(), corpus="synthetic", variant="mhsa").save(card_path_for(keras_path))
+
+    data = SegmentData(features, waves, source="edge test: the edge WAVs")
+    results = export_models(load_source(keras_path), [("mfcc", "float32"), ("waveform", "float32")],
+                            ExportInputs(representative=data, held_out=data, held_out_is_test=True),
+                            min_agreement=0.0, log=lambda message: None)
+    files = {p.stem.split("_")[1]: p for p in write_exports(results, out) if p.suffix == ".tflite"}
+    predictions = EmotionRecognizer.load(keras_path).predict_files(list(edge_models.wavs))
+    reference = {str(wav): np.array([p.probabilities[label] for label in edge_models.labels])
+                 for wav, p in zip(edge_models.wavs, predictions)}
+    return files, reference
+
+
+def test_sidecar_describes_log_mel_input(log_mel_export):
+    files, _ = log_mel_export
+    card = json.loads(files["mfcc"].with_suffix(".json").read_text())
+    assert card["feature_config"]["representation"] == "log_mel"
+    assert card["extra"]["input"]["shape"] == [1, N_MELS, 63]
+    assert f"{N_MELS} log-mel bands" in card["extra"]["input_description"]
+    assert "MFCC" not in card["extra"]["input_description"]
+    waveform_card = json.loads(files["waveform"].with_suffix(".json").read_text())
+    assert "log-mel bands and standardisation run inside the model" in waveform_card["extra"]["input_description"]
+
+
+@pytest.mark.parametrize("kind, atol", [("mfcc", 1e-4), ("waveform", 2e-3)])
+def test_edge_log_mel_model_matches_keras(log_mel_export, edge_models, blocker_dir, kind, atol):
+    files, reference = log_mel_export
+    result = run_edge(blocker_dir, "classify", files[kind], *edge_models.wavs[:4], "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["input_kind"] == kind and not doc["errors"]
+    for item in doc["results"]:
+        got = np.array([item["probabilities"][label] for label in edge_models.labels])
+        np.testing.assert_allclose(got, reference[item["file"]], atol=atol)
