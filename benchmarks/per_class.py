@@ -24,8 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from benchmarks.common import markdown_table, started, write_results
-
-Key = Tuple[str, int]  # (fold name, seed)
+from benchmarks.paired import Key, paired_difference
 
 
 def read_runs(runs: Sequence[str], side: str) -> Tuple[List[str], Dict[Key, Dict[str, Any]]]:
@@ -72,8 +71,6 @@ def largest_confusions(confusion: np.ndarray, labels: Sequence[str], top: int = 
 def compare_per_class(candidate: Dict[Key, Dict[str, Any]], baseline: Dict[Key, Dict[str, Any]],
                       labels: Sequence[str]) -> Dict[str, Any]:
     """Per class: both sets' mean recall over the common (fold, seed) pairs and the paired difference."""
-    from benchmarks.paired import paired_difference
-
     keys = sorted(set(candidate) & set(baseline))
     if len(keys) < 2:
         raise SystemExit(f"{len(keys)} common (fold, seed) pair(s); a paired comparison needs two or more")
