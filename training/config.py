@@ -324,6 +324,12 @@ class TrainConfig:
             fail("patience", "needs a validation split: set --validation-fraction > 0 or --patience 0")
         if self.verbosity not in (0, 1, 2):
             fail("verbosity", f"must be 0, 1 or 2. Received: {self.verbosity}")
+        from sercal_keras.audio.frontend import FeatureConfig
+
+        unknown = sorted(set(self.features) - {f.name for f in dataclasses.fields(FeatureConfig)})
+        if unknown:
+            fail("features", f"has unknown keys {unknown}; known: "
+                 f"{', '.join(f.name for f in dataclasses.fields(FeatureConfig))}")
         try:
             feature_config = self.feature_config()
         except (TypeError, ValueError) as error:
@@ -376,7 +382,7 @@ ALIASES = {"lr": "learning_rate", "seed": "seeds", "fold": "folds", "quiet": "ve
 FLAGS = {
     "verbosity": "--quiet/--verbose",
     "json_output": "--json",
-    "features": "features (config file, or --train-hop-seconds)",
+    "features": "features (config file, --feature or --train-hop-seconds)",
     "corpus_options": "--corpus-option",
     "model_options": "--model-option",
     "teachers": "--teacher",
@@ -597,6 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "speaker: each speaker standardised by their own statistics first (research option)")
     model.add_argument("--train-hop-seconds", metavar="S",
                        help="hop between training segments in seconds (default: 1.0; sets features.train_hop_seconds)")
+    model.add_argument("--feature", metavar="KEY=VALUE", action="append", dest="feature_option",
+                       help="FeatureConfig setting, repeatable, e.g. --feature representation=log_mel --feature "
+                       "n_mels=64 for 64 log-mel bands instead of 26 MFCCs (default: none = 26 MFCCs)")
     model.add_argument("--batch-size", metavar="N",
                        help=f"batch size per replica; global = N x replicas (default: {d.batch_size})")
     model.add_argument("--learning-rate", "--lr", metavar="LR", dest="learning_rate",
@@ -675,7 +684,8 @@ def config_from_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
             for key in ("verbosity", "json_output", "overwrite"):
                 data.pop(key, None)
         config.update(data, source=f"--resume {resume}" if resume is not None else f"--config {config_file}")
-    for option_flag, field in (("corpus_option", "corpus_options"), ("model_option", "model_options")):
+    for option_flag, field in (("corpus_option", "corpus_options"), ("model_option", "model_options"),
+                               ("feature_option", "features")):
         options = args.pop(option_flag, None)
         if options:
             args[field] = {**getattr(config, field), **parse_key_values(options, flag(field))}
@@ -685,7 +695,7 @@ def config_from_args(argv: Optional[Sequence[str]] = None) -> TrainConfig:
             hop = float(train_hop)
         except ValueError:
             raise _error(f"--train-hop-seconds must be a number. Received: {train_hop!r}") from None
-        args["features"] = {**config.features, "train_hop_seconds": hop}
+        args["features"] = {**args.get("features", config.features), "train_hop_seconds": hop}
     values.update(args)
     if resume is not None and "output_dir" in args and args["output_dir"] != str(resume):
         raise _error("--resume DIR already sets the output directory; drop --output-dir")

@@ -21,6 +21,15 @@ def test_flags_set_the_options_and_defaults_are_off():
     assert config.feature_config().train_hop_seconds == 0.5
 
 
+def test_feature_flags_set_the_front_end():
+    config = config_from_args(["--feature", "representation=log_mel", "--feature", "n_mels=64",
+                               "--train-hop-seconds", "0.5"])
+    assert config.features == {"representation": "log_mel", "n_mels": 64, "train_hop_seconds": 0.5}
+    assert config.feature_config().feature_shape == (64, 63)
+    assert config.feature_config().feature_name == "64 log-mel bands"
+    assert TrainConfig().feature_config().feature_shape == (26, 63)  # the default stays the paper's MFCCs
+
+
 def test_model_options_reach_the_builder(tmp_path):
     from training.trainer import build_and_compile
 
@@ -108,6 +117,9 @@ def test_benchmark_set_values_are_coerced_from_strings():
         (["--train-hop-seconds", "abc"], "--train-hop-seconds"),
         (["--train-hop-seconds", "-1"], "--train-hop-seconds"),
         (["--model-option", "heads=2"], "--model-option"),
+        (["--feature", "representation=cqt"], "--feature"),
+        (["--feature", "n_mel=64"], "--feature"),
+        (["--feature", "n_mels"], "--feature"),
         (["--speed-perturbation", "1.0"], "--speed-perturbation"),
         (["--speed-perturbation", "0.9,0.9"], "--speed-perturbation"),
         (["--speed-perturbation", "3"], "--speed-perturbation"),
