@@ -326,10 +326,10 @@ class TrainConfig:
             fail("verbosity", f"must be 0, 1 or 2. Received: {self.verbosity}")
         from sercal_keras.audio.frontend import FeatureConfig
 
-        unknown = sorted(set(self.features) - {f.name for f in dataclasses.fields(FeatureConfig)})
+        feature_fields = [f.name for f in dataclasses.fields(FeatureConfig)]
+        unknown = sorted(set(self.features) - set(feature_fields))
         if unknown:
-            fail("features", f"has unknown keys {unknown}; known: "
-                 f"{', '.join(f.name for f in dataclasses.fields(FeatureConfig))}")
+            fail("features", f"has unknown keys {unknown}; known: {', '.join(feature_fields)}")
         try:
             feature_config = self.feature_config()
         except (TypeError, ValueError) as error:
