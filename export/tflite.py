@@ -371,7 +371,7 @@ def build_card(source: Source, exported_input: str, mode: str, conversion, verif
 
     fc = source.feature_config
     card = source.card
-    features = "MFCC" if fc.representation == "mfcc" else "log-mel bands"
+    features = fc.feature_kind
     input_description = {
         # Input kind "mfcc" is the feature input whatever the representation (the name predates log-mel).
         "mfcc": (f"standardised features (1, {fc.feature_rows}, {fc.num_frames}), {fc.feature_name}: "

@@ -145,10 +145,14 @@ class FeatureConfig:
         return self.n_mfcc if self.representation == "mfcc" else self.n_mels
 
     @property
+    def feature_kind(self) -> str:
+        """What each row is, for reports and sidecars: "MFCC" or "log-mel bands"."""
+        return "MFCC" if self.representation == "mfcc" else "log-mel bands"
+
+    @property
     def feature_name(self) -> str:
         """What the rows are, for reports: "13 MFCC" or "64 log-mel bands"."""
-        kind = "MFCC" if self.representation == "mfcc" else "log-mel bands"
-        return f"{self.feature_rows} {kind}"
+        return f"{self.feature_rows} {self.feature_kind}"
 
     @property
     def feature_shape(self) -> Tuple[int, int]:
