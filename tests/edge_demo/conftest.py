@@ -22,7 +22,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import pytest
@@ -93,25 +93,55 @@ class EdgeModels:
     source: str  # "export" or "in-test conversion"
 
 
-def _convert_with_export(keras_path: Path, train_features, train_waves, test_features, test_waves, out: Path):
-    """The export engineer's real path: `export.tflite` convert + verify + sidecar, written to `out`."""
+@dataclasses.dataclass
+class SyntheticSplit:
+    """The 4-speaker synthetic corpus cut for one FeatureConfig: 3 speakers train, the last is held out."""
+
+    corpus: Any
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    train: Any  # SegmentSet (features of the training speakers' segments)
+    test: Any  # SegmentSet (held-out speaker, evaluation hop)
+    train_waves: np.ndarray
+    test_waves: np.ndarray
+
+
+def synthetic_split(cache_dir: Path, config) -> SyntheticSplit:
+    """The edge tests' corpus and its segments for `config` (audio generated once in `cache_dir`)."""
+    from export.representative import waveform_segments
+    from sercal_keras.data.features import extract_segments
+    from sercal_keras.data.registry import load_corpus
+
+    corpus = load_corpus("synthetic", cache_dir, num_speakers=4, utterances_per_class=5)
+    speakers = np.array([u.speaker for u in corpus.utterances])
+    held_out = sorted(set(speakers))[-1]
+    train_idx, test_idx = np.where(speakers != held_out)[0], np.where(speakers == held_out)[0]
+    return SyntheticSplit(
+        corpus, train_idx, test_idx,
+        extract_segments(corpus, train_idx, config, training=True, cache=False),
+        extract_segments(corpus, test_idx, config, training=False, cache=False),
+        waveform_segments(corpus, train_idx, config, training=True)[0],
+        waveform_segments(corpus, test_idx, config, training=False)[0],
+    )
+
+
+def export_files(keras_path: Path, split: SyntheticSplit, out: Path, pairs) -> Dict[tuple, Path]:
+    """The export engineer's real path: `export.tflite` convert + verify + sidecar, written to `out`.
+
+    Returns each `(input_kind, mode)` of `pairs` → its `.tflite` (sidecar beside it).
+    """
     from export.representative import SegmentData
     from export.tflite import ExportInputs, export_models, load_source, write_exports
 
     source = load_source(keras_path)
     data = ExportInputs(
-        representative=SegmentData(train_features, train_waves, source="edge test: training speakers"),
-        held_out=SegmentData(test_features, test_waves, source="edge test: held-out speaker"),
+        representative=SegmentData(split.train.features, split.train_waves, source="edge test: training speakers"),
+        held_out=SegmentData(split.test.features, split.test_waves, source="edge test: held-out speaker"),
         held_out_is_test=True,
     )
-    quiet = lambda message: None  # noqa: E731
-    pairs = [("mfcc", "float32"), ("mfcc", "int8"), ("waveform", "float32")]
-    results = export_models(source, pairs, data, min_agreement=0.0, log=quiet)
-    paths = [p for p in write_exports(results, out) if p.suffix == ".tflite"]
-    by_name = {p.stem: p for p in paths}
-    stem = keras_path.stem
-    return {"float32": by_name[f"{stem}_mfcc_float32"], "int8": by_name[f"{stem}_mfcc_int8"],
-            "waveform": by_name[f"{stem}_waveform_float32"]}
+    results = export_models(source, list(pairs), data, min_agreement=0.0, log=lambda message: None)
+    by_name = {p.stem: p for p in write_exports(results, out) if p.suffix == ".tflite"}
+    return {(kind, mode): by_name[f"{keras_path.stem}_{kind}_{mode}"] for kind, mode in pairs}
 
 
 def keras_reference(model, keras_path: Path, wavs: Sequence[Path], config):
@@ -148,19 +178,14 @@ def edge_models(tmp_path_factory) -> EdgeModels:
     import keras
 
     from sercal_keras.audio.frontend import FeatureConfig
-    from sercal_keras.data.features import extract_segments, fit_normalization
-    from sercal_keras.data.registry import load_corpus
+    from sercal_keras.data.features import fit_normalization
     from sercal_keras.model_card import ModelCard, card_path_for
     from sercal_keras.models import build_model
 
     out = tmp_path_factory.mktemp("edge_models")
     config = FeatureConfig()
-    corpus = load_corpus("synthetic", out / "cache", num_speakers=4, utterances_per_class=5)
-    speakers = np.array([u.speaker for u in corpus.utterances])
-    held_out = sorted(set(speakers))[-1]
-    train_idx = np.where(speakers != held_out)[0]
-    test_idx = np.where(speakers == held_out)[0]
-    train = extract_segments(corpus, train_idx, config, training=True, cache=False)
+    split = synthetic_split(out / "cache", config)
+    corpus, train, test_idx = split.corpus, split.train, split.test_idx
     mean, variance = fit_normalization(train.features)
 
     keras.utils.set_random_seed(0)
@@ -174,12 +199,8 @@ def edge_models(tmp_path_factory) -> EdgeModels:
     card = ModelCard(labels=list(corpus.labels), feature_config=config.to_dict(), feature_mean=mean.tolist(),
                      feature_std=std.tolist(), corpus="synthetic", variant="fa_ca")
     card.save(card_path_for(keras_path))
-    from export.representative import waveform_segments
-
-    test = extract_segments(corpus, test_idx, config, training=False, cache=False)
-    train_waves, _ = waveform_segments(corpus, train_idx, config, training=True)
-    test_waves, _ = waveform_segments(corpus, test_idx, config, training=False)
-    tflite = _convert_with_export(keras_path, train.features, train_waves, test.features, test_waves, out)
+    files = export_files(keras_path, split, out, [("mfcc", "float32"), ("mfcc", "int8"), ("waveform", "float32")])
+    tflite = {"float32": files["mfcc", "float32"], "int8": files["mfcc", "int8"], "waveform": files["waveform", "float32"]}
     source = "export.tflite"
 
     # Held-out speaker: first one file per class, then the rest.

@@ -12,56 +12,40 @@ import json
 import numpy as np
 import pytest
 
-from tests.edge_demo.conftest import run_edge  # noqa: F401  (fixtures via conftest)
+from tests.edge_demo.conftest import export_files, keras_reference, run_edge, synthetic_split
 
 N_MELS = 40  # not the MFCC default's 26 rows, nor FeatureConfig's default n_mels (128)
 
 
 @pytest.fixture(scope="module")
 def log_mel_export(edge_models, tmp_path_factory):
-    """A small log-mel mhsa model trained on the edge WAVs, exported as float32 feature and waveform files."""
+    """A small log-mel mhsa model on the edge tests' corpus, exported as float32 feature and waveform files."""
     import keras
 
-    from export.representative import SegmentData
-    from export.tflite import ExportInputs, export_models, load_source, write_exports
-    from sercal_keras.audio import load_audio
-    from sercal_keras.audio.frontend import FeatureConfig, mfcc, segment_waveform
-    from sercal_keras.inference import EmotionRecognizer
+    from sercal_keras.audio.frontend import FeatureConfig
+    from sercal_keras.data.features import fit_normalization
     from sercal_keras.model_card import ModelCard, card_path_for
     from sercal_keras.models import build_model
 
     config = FeatureConfig(representation="log_mel", n_mels=N_MELS)
-    waves, labels = [], []
-    for wav in edge_models.wavs:
-        segments = segment_waveform(load_audio(wav, config.sample_rate), config.segment_samples,
-                                    config.hop_samples(training=False))
-        waves.append(segments)
-        labels += [edge_models.labels.index(wav.name.split("_")[0])] * len(segments)
-    waves = np.concatenate(waves).astype(np.float32)
-    features = mfcc(waves, config)
-    assert features.shape[1:] == (N_MELS, config.num_frames)
-    mean, variance = features.mean(axis=(0, 2)), features.var(axis=(0, 2))
+    split = synthetic_split(edge_models.root / "cache", config)  # the audio edge_models generated
+    assert split.train.features.shape[1:] == (N_MELS, config.num_frames)
+    mean, variance = fit_normalization(split.train.features)
 
     keras.utils.set_random_seed(0)
     model = build_model("mhsa", num_classes=len(edge_models.labels), input_shape=config.feature_shape,
                         num_heads=2, head_dim=8, feature_mean=mean, feature_variance=variance)
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
-    model.fit(features, np.asarray(labels), epochs=4, batch_size=16, verbose=0)
+    model.fit(split.train.features, split.train.labels, epochs=4, batch_size=16, verbose=0)
     out = tmp_path_factory.mktemp("log_mel")
     keras_path = out / "model.keras"
     model.save(keras_path)
     ModelCard(labels=edge_models.labels, feature_config=config.to_dict(), feature_mean=mean.tolist(),
               feature_std=np.sqrt(variance).tolist(), corpus="synthetic", variant="mhsa").save(card_path_for(keras_path))
 
-    data = SegmentData(features, waves, source="edge test: the edge WAVs")
-    results = export_models(load_source(keras_path), [("mfcc", "float32"), ("waveform", "float32")],
-                            ExportInputs(representative=data, held_out=data, held_out_is_test=True),
-                            min_agreement=0.0, log=lambda message: None)
-    files = {p.stem.split("_")[1]: p for p in write_exports(results, out) if p.suffix == ".tflite"}
-    predictions = EmotionRecognizer.load(keras_path).predict_files(list(edge_models.wavs))
-    reference = {str(wav): np.array([p.probabilities[label] for label in edge_models.labels])
-                 for wav, p in zip(edge_models.wavs, predictions)}
-    return files, reference
+    files = export_files(keras_path, split, out, [("mfcc", "float32"), ("waveform", "float32")])
+    reference = {wav: probs for wav, (probs, _) in keras_reference(model, keras_path, edge_models.wavs, config).items()}
+    return {kind: path for (kind, _), path in files.items()}, reference
 
 
 def test_sidecar_describes_log_mel_input(log_mel_export):
