@@ -107,8 +107,9 @@ def paired_by_run(rows: Sequence[Dict[str, Any]], candidate: str, baseline: str)
 
 def paired_lines(summary: Dict[str, Dict[str, Any]]) -> str:
     """One Markdown bullet per group of `paired_by_run`: mean pp [95 % interval], wins, p."""
-    return "\n".join(f"- {name}: {100 * d['mean']:+.1f} pp [{100 * d['ci95_low']:+.1f}, {100 * d['ci95_high']:+.1f}], "
-                     f"{d['wins']}/{d['n']} runs better, p {d['p_value']:.3g}" for name, d in summary.items())
+    from benchmarks.paired import pp_interval
+
+    return "\n".join(f"- {name}: {pp_interval(d)}, {d['wins']}/{d['n']} runs better, p {d['p_value']:.3g}" for name, d in summary.items())
 
 
 def reproduced_scores(run: Path, recognizer, corpus, fold) -> Dict[str, Any]:

@@ -55,6 +55,17 @@ def paired_difference(candidate: Mapping[Key, float], baseline: Mapping[Key, flo
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items()}
 
 
+def pp_interval(result: Mapping[str, float]) -> str:
+    """A paired difference as text: mean and 95 % interval in percentage points.
+
+    Example:
+    >>> pp_interval({"mean": 0.049, "ci95_low": 0.016, "ci95_high": 0.082})
+    '+4.9 pp [+1.6, +8.2]'
+    """
+    return (f"{100 * result['mean']:+.1f} pp "
+            f"[{100 * result['ci95_low']:+.1f}, {100 * result['ci95_high']:+.1f}]")
+
+
 def run_scores(record: Mapping, metric: str = "ua") -> Dict[Key, float]:
     """A variant's utterance-level `metric` per (fold, seed), from its `runs` list.
 
@@ -117,8 +128,7 @@ def _runs_of(spec: str) -> Dict[Key, float]:
 
 
 def _line(result: Mapping[str, float]) -> str:
-    return (f"ΔUA {100 * result['mean']:+.1f} pp [{100 * result['ci95_low']:+.1f}, {100 * result['ci95_high']:+.1f}] "
-            f"(95 % t), {result['wins']}/{result['n']} wins, p {result['p_value']:.3f}, "
+    return (f"ΔUA {pp_interval(result)} (95 % t), {result['wins']}/{result['n']} wins, p {result['p_value']:.3f}, "
             f"sd of the differences {100 * result['std']:.1f} pp; UA over these pairs "
             f"{100 * result['candidate_mean']:.1f} ± {100 * result['candidate_std']:.1f} vs "
             f"{100 * result['baseline_mean']:.1f} ± {100 * result['baseline_std']:.1f} %")

@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from benchmarks.common import markdown_table, started, write_results
-from benchmarks.paired import Key, paired_difference
+from benchmarks.paired import Key, paired_difference, pp_interval
 
 
 def read_runs(runs: Sequence[str], side: str) -> Tuple[List[str], Dict[Key, Dict[str, Any]]]:
@@ -98,7 +98,7 @@ def _confusion_text(cells: Sequence[Dict[str, Any]]) -> str:
 def to_markdown(payload: Dict[str, Any]) -> str:
     result = payload["comparison"]
     rows = [[label, f"{100 * d['candidate_mean']:.1f}", f"{100 * d['baseline_mean']:.1f}",
-             f"{100 * d['mean']:+.1f} [{100 * d['ci95_low']:+.1f}, {100 * d['ci95_high']:+.1f}]",
+             pp_interval(d),
              f"{d['wins']}/{d['n']}"] for label, d in result["classes"].items()]
     return (
         "# Per-class recall: candidate against baseline, paired by fold and seed\n\n"
@@ -106,7 +106,7 @@ def to_markdown(payload: Dict[str, Any]) -> str:
         f"{len(result['pairs'])} pairs; utterance-level recall (%), each set's mean over the pairs, and the paired "
         f"difference with its 95 % t interval. UA over the pairs: {100 * result['ua']['candidate']:.1f} "
         f"(candidate) against {100 * result['ua']['baseline']:.1f} (baseline).\n\n"
-        + markdown_table(["class", "candidate", "baseline", "difference pp [95 %]", "pairs ahead"], rows)
+        + markdown_table(["class", "candidate", "baseline", "difference [95 %]", "pairs ahead"], rows)
         + "\nLargest confusions (true → predicted, summed over the pairs' runs, share of the true class's "
         "utterances):\n\n"
         f"- candidate: {_confusion_text(result['largest_confusions']['candidate'])}\n"

@@ -76,7 +76,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     source = started("benchmarks.seed_ensemble")
-    from benchmarks.paired import paired_difference
+    from benchmarks.paired import paired_difference, pp_interval
     from sercal_keras.data import extract_segments
     from sercal_keras.ensemble import EmotionEnsemble
     from sercal_keras.errors import ConfigError
@@ -146,15 +146,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.test_time_speeds:
         header.append("ensemble, test-time speeds " + "/".join(f"{s:g}" for s in args.test_time_speeds))
         d = summary["ensemble_with_speeds_minus_ensemble"]
-        speeds_text = (f" With test-time speeds − without, paired by fold: {100 * d['mean']:+.1f} pp "
-                       f"[{100 * d['ci95_low']:+.1f}, {100 * d['ci95_high']:+.1f}], {d['wins']}/{d['n']} folds.")
+        speeds_text = f" With test-time speeds − without, paired by fold: {pp_interval(d)}, {d['wins']}/{d['n']} folds."
     markdown = (
         "# Seed ensembles: the average of several runs' probabilities against the runs alone\n\n"
         f"Command: `{payload['command']}`  \nCommit: `{payload['git_commit']}`\n\n"
         "Test UA (utterance level, %) per fold: each member, their mean, and the ensemble (mean of the members' "
         "segment probabilities, scored like one run). Ensemble − mean of members, paired by fold: "
-        f"{100 * paired['mean']:+.1f} pp [{100 * paired['ci95_low']:+.1f}, {100 * paired['ci95_high']:+.1f}], "
-        f"{paired['wins']}/{paired['n']} folds.{speeds_text}\n\n"
+        f"{pp_interval(paired)}, {paired['wins']}/{paired['n']} folds.{speeds_text}\n\n"
         + markdown_table(header, table)
     )
     write_results(args.name, payload, markdown)

@@ -150,7 +150,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     source = started("benchmarks.selection_rules")
-    from benchmarks.paired import paired_difference
+    from benchmarks.paired import paired_difference, pp_interval
 
     rows = []
     for run in map(Path, args.runs):
@@ -178,10 +178,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"Command: `{payload['command']}`  \nCommit: `{payload['git_commit']}`\n\n"
         f"{len(rows)} runs, {changed} of them with another epoch under the late rule. Test UA (utterance level, %): "
         f"{100 * summary['current_ua_mean']:.1f} → {100 * summary['late_ua_mean']:.1f}; late − current, paired by "
-        f"run: {100 * paired['mean']:+.1f} pp [{100 * paired['ci95_low']:+.1f}, {100 * paired['ci95_high']:+.1f}], "
+        f"run: {pp_interval(paired)}, "
         f"{paired['wins']}/{paired['n']} runs better. Repair rule (the late rule's epoch only where training picked "
         f"one before the start): {repaired} runs moved, {100 * summary['repair_ua_mean']:.1f} %, repair − current "
-        f"{100 * repair['mean']:+.1f} pp [{100 * repair['ci95_low']:+.1f}, {100 * repair['ci95_high']:+.1f}].\n\n"
+        f"{pp_interval(repair)}.\n\n"
         + markdown_table(["fold", "seed", "epoch (current)", "epoch (late)", "epoch (repair)", "UA current", "UA late",
                           "UA repair"], table)
     )

@@ -45,7 +45,7 @@ def test_each_class_is_paired_by_fold_and_seed(two_sets, tmp_path):
     assert result["largest_confusions"]["baseline"][0] == {
         "true": "boredom", "predicted": "neutral", "count": 18, "share_of_true": 0.6}
     markdown = name.with_suffix(".md").read_text()
-    assert "| boredom | 70.0 | 40.0 | +30.0 [" in markdown and "boredom → neutral 18 (60 %)" in markdown
+    assert "| boredom | 70.0 | 40.0 | +30.0 pp [" in markdown and "boredom → neutral 18 (60 %)" in markdown
 
 
 def test_largest_confusions_skip_empty_cells():
