@@ -44,6 +44,11 @@ _MFCC_CHUNK = 32
 # bands they are computed from (no DCT).
 REPRESENTATIONS = ("mfcc", "log_mel")
 
+# Mel bands when `FeatureConfig.n_mels` is not given: librosa's 128 under the
+# paper's MFCCs, and the 64 bands log-mel models were measured with
+# (benchmarks/results/experiments.md #93, #96, #97).
+DEFAULT_N_MELS = {"mfcc": 128, "log_mel": 64}
+
 
 class FrontendError(ValueError):
     """A file cannot be read as audio, or holds samples that are not finite."""
@@ -66,7 +71,8 @@ class FeatureConfig:
         n_mfcc: cepstral coefficients kept.
         n_fft: FFT size (and window length) in samples.
         hop_length: STFT hop in samples.
-        n_mels: mel bands.
+        n_mels: mel bands; `None` (the default) means 128 for MFCCs
+            (librosa's, the paper's) and 64 for log-mel bands.
         fmin: lowest mel frequency in Hz.
         fmax: highest mel frequency in Hz; `None` means Nyquist.
         top_db: dynamic range kept below each segment's loudest mel bin.
@@ -79,6 +85,8 @@ class FeatureConfig:
     >>> config = FeatureConfig()
     >>> config.feature_shape, config.hop_samples(training=False)
     ((26, 63), 6400)
+    >>> FeatureConfig(representation="log_mel").feature_shape
+    (64, 63)
     """
 
     sample_rate: int = 16000
@@ -88,7 +96,7 @@ class FeatureConfig:
     n_mfcc: int = 26
     n_fft: int = 2048
     hop_length: int = 512
-    n_mels: int = 128
+    n_mels: Optional[int] = None
     fmin: float = 0.0
     fmax: Optional[float] = None
     top_db: float = 80.0
@@ -100,6 +108,8 @@ class FeatureConfig:
                 f"FeatureConfig.representation must be one of {REPRESENTATIONS}. "
                 f"Received: representation={self.representation!r}"
             )
+        if self.n_mels is None:  # resolved here, so `to_dict` and cache keys hold the number
+            object.__setattr__(self, "n_mels", DEFAULT_N_MELS[self.representation])
         positive = {
             "sample_rate": self.sample_rate,
             "segment_seconds": self.segment_seconds,

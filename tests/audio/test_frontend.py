@@ -270,10 +270,21 @@ def test_log_mel_equals_librosa(name):
     np.testing.assert_allclose(got[0], librosa.power_to_db(mel, top_db=80.0), atol=MFCC_ATOL, rtol=MFCC_RTOL)
 
 
+def test_mel_bands_default_by_representation():
+    """`n_mels` left out: 128 under MFCCs (librosa's, the paper's), 64 log-mel bands; given, it is kept."""
+    assert FeatureConfig().n_mels == 128 and FeatureConfig().feature_shape == (26, 63)
+    log_mel = FeatureConfig(representation="log_mel")
+    assert log_mel.n_mels == 64 and log_mel.feature_shape == (64, 63)
+    assert log_mel.to_dict()["n_mels"] == 64  # resolved: model files and cache keys hold the number
+    assert FeatureConfig.from_dict(log_mel.to_dict()) == log_mel
+    assert FeatureConfig(representation="log_mel", n_mels=40).feature_shape == (40, 63)
+    assert FeatureConfig(n_mels=64).n_mels == 64
+
+
 def test_mfcc_is_the_dct_of_the_log_mel_bands():
     """The two representations share everything before the DCT."""
     segments = np.stack([speech_like(seed=4), 0.01 * speech_like(seed=5)])
-    log_mel = frontend.mfcc(segments, FeatureConfig(representation="log_mel"))
+    log_mel = frontend.mfcc(segments, FeatureConfig(representation="log_mel", n_mels=128))
     cepstra = scipy.fft.dct(log_mel, type=2, norm="ortho", axis=1)[:, :26]
     np.testing.assert_allclose(frontend.mfcc(segments), cepstra, atol=MFCC_ATOL, rtol=MFCC_RTOL)
 

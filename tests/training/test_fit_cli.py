@@ -93,10 +93,13 @@ def test_defaults_are_the_paper_preset_plus_the_kept_recipe_changes():
 
     paper = config_from_args(["--config", str(PAPER_PRESET)]).to_dict()
     assert paper == paper_preset().to_dict()
-    # beyond the paper: speed perturbation (#14) and every training speaker with the weight average (#52)
+    # beyond the paper: speed perturbation (#14), every training speaker with the weight average (#52)
+    # and 64 log-mel bands instead of 26 MFCCs (#97)
     assert {**paper, "speed_perturbation": [0.9, 1.1], "validation_fraction": 0.0,
-            "average_from_epoch": 11} == TrainConfig().to_dict()
-    assert paper["speed_perturbation"] == []
+            "average_from_epoch": 11, "features": {"representation": "log_mel"}} == TrainConfig().to_dict()
+    assert paper["speed_perturbation"] == [] and paper["features"] == {}
+    assert TrainConfig().feature_config().feature_shape == (64, 63)
+    assert paper_preset().feature_config().feature_shape == (26, 63)
 
 
 def test_saved_configs_take_paper_values_for_the_fields_they_predate():
@@ -118,7 +121,8 @@ def test_single_run_directory(trained_run):
     labels = ["neutral", "happy", "sad", "angry"]
     assert metrics["labels"] == card["labels"] == labels
     assert card["extra"]["fold"] == metrics["fold"] == "speakers-s01"
-    assert card["feature_config"]["eval_hop_seconds"] == 0.4 and len(card["feature_std"]) == 26
+    assert card["feature_config"]["eval_hop_seconds"] == 0.4 and len(card["feature_std"]) == 64  # log-mel bands
+    assert card["feature_config"]["representation"] == "log_mel"
     # the test speakers are neither in training nor in validation
     assert metrics["test_speakers"] == ["s01"] and "s01" not in metrics["validation_speakers"]
     assert metrics["validation_speakers"], "validation speakers carved from the training speakers"

@@ -85,9 +85,9 @@ def test_two_logical_cpus_match_one_device(two_cpu_runs):
 
     import sercal_keras  # noqa: F401
 
-    features = np.random.default_rng(0).normal(0, 30, (16, 26, 63)).astype(np.float32)
-    p1 = keras.models.load_model(one / "model.keras").predict(features, verbose=0)
-    p2 = keras.models.load_model(two / "model.keras").predict(features, verbose=0)
+    m1, m2 = keras.models.load_model(one / "model.keras"), keras.models.load_model(two / "model.keras")
+    features = np.random.default_rng(0).normal(0, 30, (16, *m1.input_shape[1:])).astype(np.float32)
+    p1, p2 = m1.predict(features, verbose=0), m2.predict(features, verbose=0)
     np.testing.assert_allclose(p2, p1, atol=2e-2)
 
 

@@ -17,7 +17,7 @@ def test_flags_set_the_options_and_defaults_are_off():
                                "--train-hop-seconds", "0.5"])
     assert (config.time_masks, config.time_mask_width, config.freq_masks, config.freq_mask_width) == (2, 12, 1, 4)
     assert (config.mixup_alpha, config.label_smoothing, config.soft_labels) == (0.2, 0.1, True)
-    assert config.features == {"train_hop_seconds": 0.5}
+    assert config.features == {"representation": "log_mel", "train_hop_seconds": 0.5}  # added to the default's
     assert config.feature_config().train_hop_seconds == 0.5
 
 
@@ -27,7 +27,10 @@ def test_feature_flags_set_the_front_end():
     assert config.features == {"representation": "log_mel", "n_mels": 64, "train_hop_seconds": 0.5}
     assert config.feature_config().feature_shape == (64, 63)
     assert config.feature_config().feature_name == "64 log-mel bands"
-    assert TrainConfig().feature_config().feature_shape == (26, 63)  # the default stays the paper's MFCCs
+    # MFCCs by flag: the paper's front-end (26 of 128 mel bands), not MFCCs over the default's 64 bands
+    mfcc = config_from_args(["--feature", "representation=mfcc"]).feature_config()
+    assert mfcc.feature_shape == (26, 63) and mfcc.n_mels == 128
+    assert config_from_args(["--feature", "n_mels=40"]).feature_config().feature_name == "40 log-mel bands"
 
 
 def test_model_options_reach_the_builder(tmp_path):
@@ -110,7 +113,8 @@ def test_benchmark_set_values_are_coerced_from_strings():
         (["--time-masks", "2"], "--time-mask-width"),
         (["--freq-mask-width", "3"], "--freq-masks"),
         (["--time-masks", "1", "--time-mask-width", "64"], "--time-mask-width"),
-        (["--freq-masks", "1", "--freq-mask-width", "27"], "--freq-mask-width"),
+        (["--freq-masks", "1", "--freq-mask-width", "65"], "--freq-mask-width"),  # of 64 log-mel bands
+        (["--feature", "representation=mfcc", "--freq-masks", "1", "--freq-mask-width", "27"], "--freq-mask-width"),
         (["--time-masks", "-1", "--time-mask-width", "5"], "--time-masks"),
         (["--mixup-alpha", "-0.5"], "--mixup-alpha"),
         (["--label-smoothing", "1"], "--label-smoothing"),
@@ -266,10 +270,10 @@ def test_speaker_normalization_standardises_each_training_speaker(warm_cache, tm
     np.testing.assert_allclose(card["feature_mean"], 0, atol=1e-4)
     np.testing.assert_allclose(card["feature_std"], 1, atol=1e-3)
     assert read_json(out / "config.json")["feature_normalization"] == "speaker"
-    # the training speakers' average raw MFCC statistics, for speakers without enrolment audio
+    # the training speakers' average raw feature statistics, for speakers without enrolment audio
     prior = card["extra"]["speaker_prior"]
-    assert len(prior["mean"]) == len(prior["std"]) == 26 and min(prior["std"]) > 0 and prior["weight"] == 10.0
-    assert prior["mean"][0] < -100  # raw c0 (log-energy), not standardised values
+    assert len(prior["mean"]) == len(prior["std"]) == 64 and min(prior["std"]) > 0 and prior["weight"] == 10.0
+    assert prior["mean"][0] < -10  # raw decibels of the lowest band, not standardised values (mean 0)
     # re-evaluation standardises the test speakers the way training did: the same confusion matrix
     import json
 
