@@ -583,15 +583,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="float32, float16, dynamic, int8 (full integer), qat (QAT fine-tuning, then "
                              "int8), or all (= float32 float16 dynamic int8); several allowed")
     parser.add_argument("--input", default="mfcc", choices=["mfcc", "waveform", "both"],
-                        help="mfcc: the model's standardised features in (MFCC (1, 26, 63) by default; "
-                             "(1, n_mels, 63) for a log-mel model); waveform: 2 s of 16 kHz audio "
-                             "(1, 32000) in, features in the graph")
+                        help="mfcc: the model's standardised features in ((1, 64, 63) log-mel bands for a "
+                             "model of the default recipe, (1, 26, 63) MFCC for the paper preset); waveform: "
+                             "2 s of 16 kHz audio (1, 32000) in, features in the graph")
     parser.add_argument("--output-dir", default=None, help="where to write (default: <run dir>/tflite)")
     parser.add_argument("--representative-size", type=int, default=200,
                         help="calibration segments drawn from the run's training utterances")
     parser.add_argument("--representative-data", default=None,
-                        help=".npy of raw MFCC (n, 26, 63) or waveform (n, 32000) segments, instead of "
-                             "the run's training data")
+                        help=".npy of raw features (n, rows, 63) or waveform (n, 32000) segments, instead "
+                             "of the run's training data")
     parser.add_argument("--corpus", default=None, help="override the run config's corpus")
     parser.add_argument("--data-dir", default=None, help="override the run config's corpus folder")
     parser.add_argument("--cache-dir", default=None, help="feature cache (default: the run config's)")

@@ -589,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--time-mask-width", metavar="FRAMES",
                        help="maximum width of a time mask in frames, of 63 per 2 s segment (default: 0)")
     model.add_argument("--freq-masks", metavar="N",
-                       help="SpecAugment masks over MFCC coefficients per training segment (default: 0 = off)")
+                       help="SpecAugment masks over feature rows per training segment (default: 0 = off)")
     model.add_argument("--freq-mask-width", metavar="C", help="maximum width of a mask over feature rows (default: 0)")
     model.add_argument("--mixup-alpha", metavar="A",
                        help="mixup of training segments, lambda ~ Beta(A, A) (default: 0 = off)")
@@ -605,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="SNRs of noisy copies of the training audio, e.g. 20: each training utterance is also "
                        "used with white noise at each SNR (default: '' = off)")
     model.add_argument("--feature-normalization", choices=FEATURE_NORMALIZATIONS,
-                       help="global: one MFCC mean/variance from the training data (default, the paper's); "
+                       help="global: one feature mean/variance from the training data (default, the paper's); "
                        "speaker: each speaker standardised by their own statistics first (research option)")
     model.add_argument("--train-hop-seconds", metavar="S",
                        help="hop between training segments in seconds (default: 1.0; sets features.train_hop_seconds)")
