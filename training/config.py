@@ -339,6 +339,10 @@ class TrainConfig:
             feature_config = self.feature_config()
         except (TypeError, ValueError) as error:
             fail("features", f"is not a valid FeatureConfig: {error}")
+        if feature_config.representation == "log_mel" and "n_mfcc" in self.features:
+            # log-mel bands are the default: n_mfcc alone would be ignored without a word
+            fail("features", "sets n_mfcc, which log-mel bands (the default representation) do not use; "
+                 "add representation=mfcc for MFCCs (e.g. --feature representation=mfcc --feature n_mfcc=40)")
         unknown = sorted(set(self.model_options) - set(MODEL_OPTIONS))
         if unknown:
             fail("model_options", f"has unknown keys {unknown}; known: {', '.join(MODEL_OPTIONS)}")

@@ -31,6 +31,8 @@ def test_feature_flags_set_the_front_end():
     mfcc = config_from_args(["--feature", "representation=mfcc"]).feature_config()
     assert mfcc.feature_shape == (26, 63) and mfcc.n_mels == 128
     assert config_from_args(["--feature", "n_mels=40"]).feature_config().feature_name == "40 log-mel bands"
+    forty = config_from_args(["--feature", "representation=mfcc", "--feature", "n_mfcc=40"]).feature_config()
+    assert forty.feature_name == "40 MFCC" and forty.n_mels == 128
 
 
 def test_model_options_reach_the_builder(tmp_path):
@@ -124,6 +126,7 @@ def test_benchmark_set_values_are_coerced_from_strings():
         (["--feature", "representation=cqt"], "--feature"),
         (["--feature", "n_mel=64"], "--feature"),
         (["--feature", "n_mels"], "--feature"),
+        (["--feature", "n_mfcc=40"], "--feature"),  # MFCC count on the log-mel default: say so, don't ignore it
         (["--speed-perturbation", "1.0"], "--speed-perturbation"),
         (["--speed-perturbation", "0.9,0.9"], "--speed-perturbation"),
         (["--speed-perturbation", "3"], "--speed-perturbation"),
