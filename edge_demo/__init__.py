@@ -14,8 +14,46 @@ time, where a second BLAS thread only adds hand-over cost, and on a busy CPU (th
 interpreter, the audio thread, other programs) a spinning BLAS thread made the MFCC
 up to ~10x slower in our measurements. This only takes effect when `edge_demo` is
 imported before numpy, as it is with `python -m edge_demo.…`.
+
+On glibc (Linux, Raspberry Pi OS) the import also keeps freed buffers up to 32 MB in the
+heap (`keep_large_buffers`): by default glibc serves each of the front-end's ~1-MB STFT
+temporaries by a fresh `mmap` and unmaps it when freed, so every window page-faulted them
+anew and the numpy front-end took 2.4 ms a window instead of 0.7 on x86
+(benchmarks/results/experiments.md, thirty-seventh sitting). Setting `MALLOC_MMAP_THRESHOLD_`
+or `MALLOC_TRIM_THRESHOLD_` yourself turns this off.
 """
 
+import ctypes as _ctypes
 import os as _os
 
 _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_KEEP_BYTES = 32 * 1024 * 1024
+
+
+def keep_large_buffers() -> bool:
+    """Serves blocks up to 32 MB from the heap and keeps up to 64 MB of freed heap (glibc only).
+
+    Returns:
+        True when glibc took the settings; False elsewhere (musl, macOS, Android's bionic)
+        or when the user set `MALLOC_MMAP_THRESHOLD_` / `MALLOC_TRIM_THRESHOLD_`.
+
+    Example:
+    >>> import edge_demo
+    >>> edge_demo.keep_large_buffers() in (True, False)
+    True
+    """
+    if "MALLOC_MMAP_THRESHOLD_" in _os.environ or "MALLOC_TRIM_THRESHOLD_" in _os.environ:
+        return False
+    try:
+        mallopt = _ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [_ctypes.c_int, _ctypes.c_int], _ctypes.c_int
+    # mallopt returns 1 on success; the mmap threshold set explicitly also stops glibc moving it
+    return bool(mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 * _KEEP_BYTES))
+
+
+keep_large_buffers()
