@@ -36,7 +36,8 @@ class MFCC(keras.layers.Layer):
         n_mfcc: cepstral coefficients returned.
         n_fft: FFT size and window length in samples.
         hop_length: STFT hop in samples.
-        n_mels: mel bands.
+        n_mels: mel bands; `None` means `FeatureConfig`'s default for the
+            representation (128 under MFCCs, 64 log-mel bands).
         fmin: lowest mel frequency in Hz.
         fmax: highest mel frequency in Hz; `None` means Nyquist.
         top_db: dynamic range kept below each waveform's loudest mel bin.
@@ -68,7 +69,7 @@ class MFCC(keras.layers.Layer):
         n_mfcc: int = 26,
         n_fft: int = 2048,
         hop_length: int = 512,
-        n_mels: int = 128,
+        n_mels: Optional[int] = None,
         fmin: float = 0.0,
         fmax: Optional[float] = None,
         top_db: float = 80.0,
@@ -93,7 +94,7 @@ class MFCC(keras.layers.Layer):
         self.n_mfcc = n_mfcc
         self.n_fft = n_fft
         self.hop_length = hop_length
-        self.n_mels = n_mels
+        self.n_mels = self._config.n_mels  # resolved, so get_config saves the number
         self.fmin = fmin
         self.fmax = fmax
         self.top_db = top_db

@@ -53,6 +53,10 @@ def test_default_shape_and_config():
     }  # fmt: skip
     same = MFCC.from_feature_config(frontend.FeatureConfig())
     assert same.get_config() == {**config, "name": same.name}
+    # mel bands left out: the FeatureConfig default of the representation, saved as the number
+    log_mel = MFCC(representation="log_mel")
+    assert log_mel.get_config()["n_mels"] == 64 == frontend.FeatureConfig(representation="log_mel").n_mels
+    assert tuple(log_mel.compute_output_shape((None, 32000))) == (None, 64, 63, 1)
 
 
 def test_bad_argument_names_the_value():
