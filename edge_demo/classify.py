@@ -6,10 +6,11 @@
 
 Reads the model's sidecar (`model_int8.json`), decodes each file, resamples it
 to the model's rate if needed, cuts 2 s segments with the evaluation hop from
-the card, computes the MFCC with the library's own front-end (for MFCC-input
-models) and standardises it with the card's mean/std, runs the model one
-segment at a time, and averages the segment probabilities per file. A model
-trained with per-speaker normalisation standardises by the speaker's MFCC
+the card, computes the features (MFCC or log-mel bands, as the card says)
+with the library's own front-end (for feature-input models) and standardises
+them with the card's mean/std, runs the model one segment at a time, and
+averages the segment probabilities per file. A model
+trained with per-speaker normalisation standardises by the speaker's feature
 statistics: from the files themselves (`--adapt`, all one speaker's) or from a
 few other utterances of the speaker (`--speaker-audio`), shrunk towards the
 training speakers' average in the sidecar, or that average alone without either.

@@ -69,3 +69,32 @@ def test_edge_log_mel_model_matches_keras(log_mel_export, edge_models, blocker_d
     for item in doc["results"]:
         got = np.array([item["probabilities"][label] for label in edge_models.labels])
         np.testing.assert_allclose(got, reference[item["file"]], atol=atol)
+
+
+def test_per_speaker_log_mel_model_adapts_on_the_device_as_in_keras(log_mel_export, edge_models, blocker_dir,
+                                                                      tmp_path):
+    """Per-speaker statistics are per log-mel band for a log-mel model, on the device as in Keras."""
+    import shutil
+
+    from sercal_keras import EmotionRecognizer
+
+    files, reference = log_mel_export
+    for source, target, sidecar in ((files["mfcc"].with_suffix(".json"), "speaker.json", True),
+                                    (files["mfcc"].parent / "model_card.json", "model_card.json", False)):
+        card = json.loads(source.read_text())
+        extra = card.setdefault("extra", {})
+        (extra.setdefault("training", {}) if sidecar else extra)["feature_normalization"] = "speaker"
+        (tmp_path / target).write_text(json.dumps(card))
+    shutil.copy(files["mfcc"], tmp_path / "speaker.tflite")
+    shutil.copy(files["mfcc"].parent / "model.keras", tmp_path / "model.keras")
+
+    wavs = edge_models.wavs[:4]
+    result = run_edge(blocker_dir, "classify", tmp_path / "speaker.tflite", *wavs, "--adapt", "--json")
+    assert result.returncode == 0, result.stderr
+    got = np.array([[item["probabilities"][label] for label in edge_models.labels]
+                    for item in json.loads(result.stdout)["results"]])
+    expected = EmotionRecognizer.load(tmp_path).predict_files(wavs, adapt=True)
+    np.testing.assert_allclose(got, [[p.probabilities[label] for label in edge_models.labels] for p in expected],
+                               atol=1e-4)
+    # the speaker's own band statistics moved the answer away from the global standardisation
+    assert np.abs(got - np.array([reference[str(w)] for w in wavs])).max() > 1e-2
