@@ -16,6 +16,7 @@ finder), as on a device that has only numpy and LiteRT.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -104,6 +105,14 @@ class SyntheticSplit:
     test: Any  # SegmentSet (held-out speaker, evaluation hop)
     train_waves: np.ndarray
     test_waves: np.ndarray
+
+
+def mark_per_speaker(card_path: Path, target: Path, sidecar: bool) -> None:
+    """A copy of a card saying 'trained with per-speaker normalisation' (where training or export puts it)."""
+    card = json.loads(Path(card_path).read_text())
+    extra = card.setdefault("extra", {})
+    (extra.setdefault("training", {}) if sidecar else extra)["feature_normalization"] = "speaker"
+    Path(target).write_text(json.dumps(card))
 
 
 def synthetic_split(cache_dir: Path, config) -> SyntheticSplit:

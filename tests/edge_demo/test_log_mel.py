@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.edge_demo.conftest import export_files, keras_reference, run_edge, synthetic_split
+from tests.edge_demo.conftest import export_files, keras_reference, mark_per_speaker, run_edge, synthetic_split
 
 N_MELS = 40  # not the MFCC default's 26 rows, nor FeatureConfig's default n_mels (128)
 
@@ -79,12 +79,8 @@ def test_per_speaker_log_mel_model_adapts_on_the_device_as_in_keras(log_mel_expo
     from sercal_keras import EmotionRecognizer
 
     files, reference = log_mel_export
-    for source, target, sidecar in ((files["mfcc"].with_suffix(".json"), "speaker.json", True),
-                                    (files["mfcc"].parent / "model_card.json", "model_card.json", False)):
-        card = json.loads(source.read_text())
-        extra = card.setdefault("extra", {})
-        (extra.setdefault("training", {}) if sidecar else extra)["feature_normalization"] = "speaker"
-        (tmp_path / target).write_text(json.dumps(card))
+    mark_per_speaker(files["mfcc"].with_suffix(".json"), tmp_path / "speaker.json", sidecar=True)
+    mark_per_speaker(files["mfcc"].parent / "model_card.json", tmp_path / "model_card.json", sidecar=False)
     shutil.copy(files["mfcc"], tmp_path / "speaker.tflite")
     shutil.copy(files["mfcc"].parent / "model.keras", tmp_path / "model.keras")
 

@@ -8,15 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.edge_demo.conftest import run_edge  # noqa: F401  (fixtures via conftest)
-
-
-def _mark_per_speaker(card_path, target, sidecar: bool):
-    """A copy of a card saying 'trained with per-speaker normalisation' (where training or export puts it)."""
-    card = json.loads(card_path.read_text())
-    extra = card.setdefault("extra", {})
-    (extra.setdefault("training", {}) if sidecar else extra)["feature_normalization"] = "speaker"
-    target.write_text(json.dumps(card))
+from tests.edge_demo.conftest import mark_per_speaker, run_edge  # noqa: F401  (fixtures via conftest)
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +17,9 @@ def speaker_models(edge_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("speaker_models")
     tflite = edge_models.tflite["float32"]
     shutil.copy(tflite, root / "speaker.tflite")
-    _mark_per_speaker(tflite.with_suffix(".json"), root / "speaker.json", sidecar=True)
+    mark_per_speaker(tflite.with_suffix(".json"), root / "speaker.json", sidecar=True)
     shutil.copy(edge_models.keras_path, root / "model.keras")
-    _mark_per_speaker(edge_models.keras_path.parent / "model_card.json", root / "model_card.json", sidecar=False)
+    mark_per_speaker(edge_models.keras_path.parent / "model_card.json", root / "model_card.json", sidecar=False)
     return root
 
 
