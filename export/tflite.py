@@ -70,7 +70,7 @@ class Source:
     @property
     def speaker_normalization(self) -> bool:
         """Trained with per-speaker normalisation: its inputs are speaker-standardised MFCC."""
-        return self.card.extra.get("feature_normalization", "global") == "speaker"
+        return self.card.speaker_normalization
 
 
 def predict(source: Source, features: np.ndarray) -> np.ndarray:

@@ -243,7 +243,7 @@ class EmotionRecognizer:
     @property
     def needs_speaker_statistics(self) -> bool:
         """True for models trained with per-speaker normalisation (`--feature-normalization speaker`)."""
-        return self.card.extra.get("feature_normalization", "global") == "speaker"
+        return self.card.speaker_normalization
 
     def adapt(self, sources: Sequence[Union[PathLike, np.ndarray]]) -> None:
         """Sets the speaker statistics from unlabelled utterances of the speaker.

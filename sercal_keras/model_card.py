@@ -51,6 +51,11 @@ class ModelCard:
     versions: Dict[str, str] = dataclasses.field(default_factory=dict)
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
+    @property
+    def speaker_normalization(self) -> bool:
+        """True for a model trained with per-speaker normalisation (`--feature-normalization speaker`)."""
+        return self.extra.get("feature_normalization", "global") == "speaker"
+
     def to_dict(self) -> Dict[str, Any]:
         return {"format": CARD_FORMAT, **dataclasses.asdict(self)}
 
