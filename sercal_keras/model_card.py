@@ -52,9 +52,14 @@ class ModelCard:
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
+    def feature_normalization(self) -> str:
+        """`--feature-normalization` of training: `"global"` (also for cards from before the option) or `"speaker"`."""
+        return self.extra.get("feature_normalization", "global")
+
+    @property
     def speaker_normalization(self) -> bool:
         """True for a model trained with per-speaker normalisation (`--feature-normalization speaker`)."""
-        return self.extra.get("feature_normalization", "global") == "speaker"
+        return self.feature_normalization == "speaker"
 
     def to_dict(self) -> Dict[str, Any]:
         return {"format": CARD_FORMAT, **dataclasses.asdict(self)}

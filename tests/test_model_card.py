@@ -12,6 +12,8 @@ def test_speaker_normalization_is_read_from_the_training_setting():
     assert _card(feature_normalization="speaker").speaker_normalization
     assert not _card(feature_normalization="global").speaker_normalization
     assert not _card().speaker_normalization  # cards from before the option: global statistics
+    assert (_card(feature_normalization="speaker").feature_normalization, _card().feature_normalization) == (
+        "speaker", "global")
 
 
 def test_speaker_normalization_survives_a_json_round_trip(tmp_path):

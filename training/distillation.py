@@ -121,14 +121,16 @@ def teachers_for_fold(runs: Sequence[Path], corpus: str, protocol: str, fold_nam
 
     Raises:
         ConfigError: no run qualifies; the message lists what the runs hold.
+        ModelFileError: a run's `model_card.json` is not a readable card.
     """
+    from sercal_keras.model_card import MODEL_CARD_NAME, ModelCard
     from training.run_dir import METRICS_NAME, read_json
 
     chosen, seen = [], []
     for run in runs:
         metrics = read_json(run / METRICS_NAME)
-        card = read_json(run / "model_card.json") or {}
-        extra = card.get("extra", {})
+        card_path = run / MODEL_CARD_NAME
+        card = ModelCard.load(card_path) if card_path.is_file() else None
         seen.append(f"{run.name} ({metrics.get('corpus')} {metrics.get('protocol')} {metrics.get('fold')})")
         if (metrics.get("corpus"), metrics.get("protocol"), metrics.get("fold")) != (corpus, protocol, fold_name):
             continue
@@ -137,8 +139,8 @@ def teachers_for_fold(runs: Sequence[Path], corpus: str, protocol: str, fold_nam
         if list(metrics.get("labels") or []) != list(labels):
             raise ConfigError(f"--teacher {run}: its labels {metrics.get('labels')} differ from this run's "
                               f"{list(labels)}")
-        if card.get("feature_config") != feature_config or \
-                extra.get("feature_normalization", "global") != feature_normalization:
+        if card is None or card.feature_config != feature_config or \
+                card.feature_normalization != feature_normalization:
             raise ConfigError(f"--teacher {run}: trained on other features (feature config or "
                               "--feature-normalization differ); a teacher must read the student's features")
         chosen.append(run)
